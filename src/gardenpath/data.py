@@ -1,0 +1,317 @@
+"""Data sets: bundled, generated, and loaders for a user's own data on disk. Nothing is downloaded.
+
+- :func:`load_digits_split` — scikit-learn's handwritten digits (1,797 8x8
+  images, 16 grey levels; Alpaydin & Kaynak, UCI "Optical Recognition of
+  Handwritten Digits"), scaled to [0, 1], with a seeded stratified split.
+- :func:`k_shot` — k examples per class, for learning curves and one-shot tests.
+- :func:`place_on_canvas` — 8x8 digits pasted at chosen offsets on a larger
+  blank canvas, for the translation test of chapter 5.
+- :func:`synthetic_imagenet_batch` — random ImageNet-shaped batches for timing.
+- :func:`load_image_folder` — ``root/<class>/<image>`` folders (the torchvision
+  ImageFolder layout). PNG (8-bit, non-interlaced) and binary PGM/PPM are read
+  by the small decoders here; ``.npy`` arrays are read by numpy; JPEG and the
+  rest need Pillow, which is used if installed (it is not in our pinned
+  environment).
+- :func:`load_cifar10` — CIFAR-10 in its standard python-pickle files
+  (``data_batch_1`` .. ``data_batch_5``, ``test_batch``; Krizhevsky 2009).
+"""
+
+from __future__ import annotations
+
+import pickle
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+IMAGE_SUFFIXES = (".png", ".pgm", ".ppm", ".npy", ".jpg", ".jpeg", ".bmp", ".gif", ".tif",
+                  ".tiff", ".webp")
+
+
+# ---------------------------------------------------------------------------- digits
+
+
+def load_digits_split(test_fraction: float = 0.3, seed: int = 0
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """scikit-learn's digits as ``(X_train, X_test, y_train, y_test)``.
+
+    X is float32 (n, 64) in [0, 1] (pixel / 16); y is int64 in 0..9. The split
+    is stratified by class and seeded, so every run sees the same test set.
+    """
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    d = load_digits()
+    x = (d.data / 16.0).astype(np.float32)
+    y = d.target.astype(np.int64)
+    return tuple(train_test_split(x, y, test_size=test_fraction, random_state=seed,
+                                  stratify=y))
+
+
+def k_shot(x: np.ndarray, y: np.ndarray, k: int, seed: int = 0
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """``k`` examples of every class drawn without replacement (seeded), in shuffled order.
+
+    Raises ValueError if a class has fewer than ``k`` examples.
+    """
+    rng = np.random.default_rng(seed)
+    idx = []
+    for c in np.unique(y):
+        members = np.flatnonzero(y == c)
+        if len(members) < k:
+            raise ValueError(f"class {c} has {len(members)} examples, fewer than k={k}")
+        idx.append(rng.choice(members, size=k, replace=False))
+    order = rng.permutation(np.concatenate(idx))
+    return x[order], y[order]
+
+
+def place_on_canvas(x8: np.ndarray, canvas: int = 24,
+                    offsets: tuple[int, int] | np.ndarray | list = (8, 8),
+                    side: int = 8) -> np.ndarray:
+    """Paste flat ``side`` x ``side`` images onto a blank ``canvas`` x ``canvas`` image.
+
+    Args:
+        x8: (n, side*side) or (n, side, side) images.
+        canvas: canvas side.
+        offsets: one (row, col) top-left corner for all images, or an (n, 2) array
+            of corners, one per image.
+
+    Returns:
+        (n, canvas*canvas) float32 array, zero outside the pasted digit.
+    """
+    x8 = np.asarray(x8, dtype=np.float32).reshape(-1, side, side)  # (n, side, side)
+    n = len(x8)
+    off = np.asarray(offsets, dtype=np.int64)
+    off = np.broadcast_to(off, (n, 2)) if off.ndim == 1 else off
+    if off.shape != (n, 2):
+        raise ValueError(f"offsets must be (2,) or ({n}, 2), got {off.shape}")
+    if off.min() < 0 or off.max() > canvas - side:
+        raise ValueError(f"offsets must lie in [0, {canvas - side}] to fit a {side}x{side} "
+                         f"image on a {canvas}x{canvas} canvas")
+    out = np.zeros((n, canvas, canvas), dtype=np.float32)
+    for i, (r, c) in enumerate(off):
+        out[i, r:r + side, c:c + side] = x8[i]
+    return out.reshape(n, canvas * canvas)  # (n, canvas*canvas)
+
+
+# ---------------------------------------------------------------------------- synthetic
+
+
+def synthetic_imagenet_batch(batch_size: int, in_size: int = 224, num_classes: int = 1000,
+                             seed: int = 0, device: torch.device | str | None = None,
+                             dtype: torch.dtype = torch.float32
+                             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random normalised images (B, 3, in_size, in_size) and labels (B,), for timing only."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch_size, 3, in_size, in_size, generator=g, dtype=dtype)
+    y = torch.randint(0, num_classes, (batch_size,), generator=g)
+    if device is not None:
+        x, y = x.to(device), y.to(device)
+    return x, y
+
+
+# ---------------------------------------------------------------------------- image files
+
+
+def _png_unfilter(raw: bytes, width: int, height: int, bpp: int) -> np.ndarray:
+    """Undo PNG's per-row filters (None, Sub, Up, Average, Paeth); returns (H, W*bpp) uint8."""
+    stride = width * bpp
+    out = np.zeros((height, stride), dtype=np.uint8)
+    prev = np.zeros(stride, dtype=np.int32)
+    pos = 0
+    for r in range(height):
+        ftype, line = raw[pos], np.frombuffer(raw, np.uint8, stride, pos + 1).astype(np.int32)
+        pos += stride + 1
+        if ftype == 0:
+            cur = line
+        elif ftype == 2:
+            cur = (line + prev) & 0xFF
+        elif ftype in (1, 3, 4):
+            cur = np.zeros(stride, dtype=np.int32)
+            for i in range(stride):  # sequential dependency along the row
+                a = cur[i - bpp] if i >= bpp else 0
+                b = prev[i]
+                if ftype == 1:
+                    pred = a
+                elif ftype == 3:
+                    pred = (a + b) // 2
+                else:
+                    c = prev[i - bpp] if i >= bpp else 0
+                    p = a + b - c
+                    pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                    pred = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
+                cur[i] = (line[i] + pred) & 0xFF
+        else:
+            raise ValueError(f"bad PNG filter type {ftype}")
+        out[r] = cur
+        prev = cur
+    return out
+
+
+def read_png(path: str | Path) -> np.ndarray:
+    """Decode an 8-bit, non-interlaced grey, grey+alpha, RGB or RGBA PNG to (H, W, C) uint8."""
+    data = Path(path).read_bytes()
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ValueError(f"{path}: not a PNG file")
+    pos, idat, header = 8, b"", None
+    while pos < len(data):
+        (length,), ctype = struct.unpack(">I", data[pos:pos + 4]), data[pos + 4:pos + 8]
+        body = data[pos + 8:pos + 8 + length]
+        pos += 12 + length
+        if ctype == b"IHDR":
+            header = struct.unpack(">IIBBBBB", body)
+        elif ctype == b"IDAT":
+            idat += body
+        elif ctype == b"IEND":
+            break
+    if header is None:
+        raise ValueError(f"{path}: PNG without IHDR")
+    width, height, depth, color, _, _, interlace = header
+    channels = {0: 1, 2: 3, 4: 2, 6: 4}.get(color)
+    if depth != 8 or channels is None or interlace:
+        raise ValueError(f"{path}: only 8-bit non-interlaced grey/RGB(A) PNGs are supported "
+                         "without Pillow")
+    img = _png_unfilter(zlib.decompress(idat), width, height, channels)
+    return img.reshape(height, width, channels)  # (H, W, C)
+
+
+def read_pnm(path: str | Path) -> np.ndarray:
+    """Decode a binary PGM (P5) or PPM (P6) with maxval < 256 to (H, W, C) uint8."""
+    data = Path(path).read_bytes()
+    tokens, pos = [], 0
+    while len(tokens) < 4:
+        while data[pos:pos + 1].isspace():
+            pos += 1
+        if data[pos:pos + 1] == b"#":
+            pos = data.index(b"\n", pos) + 1
+            continue
+        end = pos
+        while not data[end:end + 1].isspace():
+            end += 1
+        tokens.append(data[pos:end])
+        pos = end
+    magic, w, h, maxval = tokens[0], int(tokens[1]), int(tokens[2]), int(tokens[3])
+    if magic not in (b"P5", b"P6") or maxval > 255:
+        raise ValueError(f"{path}: only binary 8-bit PGM (P5) / PPM (P6) are supported")
+    c = 1 if magic == b"P5" else 3
+    pixels = np.frombuffer(data, np.uint8, w * h * c, pos + 1)
+    return pixels.reshape(h, w, c)  # (H, W, C)
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read one image file to (H, W, C) uint8 (or the array stored in a .npy file)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".png":
+        return read_png(path)
+    if suffix in (".pgm", ".ppm"):
+        return read_pnm(path)
+    if suffix == ".npy":
+        arr = np.load(path)
+        return arr[..., None] if arr.ndim == 2 else arr
+    try:
+        from PIL import Image
+    except ImportError as err:
+        raise ValueError(f"{path}: reading {suffix} files needs Pillow, which is not installed; "
+                         "convert to PNG, PGM/PPM or .npy") from err
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def _to_tensor(img: np.ndarray, size: int | tuple[int, int], channels: int) -> torch.Tensor:
+    """(H, W, C) array -> (channels, size, size) float32 in [0, 1], bilinear-resized."""
+    t = torch.from_numpy(np.array(img)).permute(2, 0, 1).float()  # (C, H, W)
+    if img.dtype == np.uint8:
+        t = t / 255.0
+    if t.shape[0] in (2, 4):  # drop alpha
+        t = t[:-1]
+    if channels == 3 and t.shape[0] == 1:
+        t = t.expand(3, -1, -1)  # (3, H, W)
+    elif channels == 1 and t.shape[0] == 3:
+        t = t.mean(0, keepdim=True)  # (1, H, W)
+    hw = (size, size) if isinstance(size, int) else tuple(size)
+    if tuple(t.shape[-2:]) != hw:
+        t = torch.nn.functional.interpolate(t[None], size=hw, mode="bilinear",
+                                            align_corners=False, antialias=True)[0]
+    return t
+
+
+def load_image_folder(path: str | Path, size: int | tuple[int, int] = 32, channels: int = 3
+                      ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Load ``path/<class name>/<image files>`` into memory.
+
+    Returns:
+        x: (n, channels, H, W) float32 in [0, 1], each image resized to ``size``;
+        y: (n,) int64 class indices; classes: sorted class-folder names.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist or is not a directory.
+        ValueError: no class folders or no readable images were found under it.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise FileNotFoundError(f"image folder not found: {root} (expected {root}/<class>/<image>)")
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir())
+    if not classes:
+        raise ValueError(f"no class sub-folders in {root} (expected {root}/<class>/<image>)")
+    xs, ys = [], []
+    for ci, c in enumerate(classes):
+        for f in sorted((root / c).iterdir()):
+            if f.suffix.lower() in IMAGE_SUFFIXES:
+                xs.append(_to_tensor(read_image(f), size, channels))
+                ys.append(ci)
+    if not xs:
+        raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in the class folders of {root}")
+    return torch.stack(xs), torch.tensor(ys, dtype=torch.int64), classes
+
+
+# ---------------------------------------------------------------------------- CIFAR-10
+
+
+def _unpickle(path: Path) -> dict:
+    with open(path, "rb") as fh:
+        d = pickle.load(fh, encoding="bytes")
+    return {(k.decode() if isinstance(k, bytes) else k): v for k, v in d.items()}
+
+
+def load_cifar10(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """CIFAR-10 from its python-pickle files as ``(X_train, X_test, y_train, y_test)``.
+
+    ``path`` is the ``cifar-10-batches-py`` folder. X is float32 (n, 3, 32, 32)
+    in [0, 1]; y int64. Loads whichever of ``data_batch_1`` .. ``data_batch_5``
+    exist (at least one) and ``test_batch``.
+
+    Raises:
+        FileNotFoundError: the folder, ``test_batch`` or every training batch is missing.
+        ValueError: a file is not a CIFAR-10 batch.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise FileNotFoundError(f"CIFAR-10 folder not found: {root} (expected the "
+                                "'cifar-10-batches-py' folder with data_batch_1..5, test_batch)")
+    train_files = [root / f"data_batch_{i}" for i in range(1, 6) if (root / f"data_batch_{i}")
+                   .is_file()]
+    if not train_files:
+        raise FileNotFoundError(f"no data_batch_1..5 in {root}")
+    if not (root / "test_batch").is_file():
+        raise FileNotFoundError(f"no test_batch in {root}")
+
+    def read(f: Path) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            d = _unpickle(f)
+            x = np.asarray(d["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)  # (n, 3, 32, 32)
+            y = np.asarray(d["labels"], dtype=np.int64)
+        except (KeyError, ValueError, pickle.UnpicklingError, EOFError) as err:
+            raise ValueError(f"{f} is not a CIFAR-10 batch: {err}") from err
+        if len(x) != len(y):
+            raise ValueError(f"{f}: {len(x)} images but {len(y)} labels")
+        return x.astype(np.float32) / 255.0, y
+
+    parts = [read(f) for f in train_files]
+    x_te, y_te = read(root / "test_batch")
+    x_tr = np.concatenate([p[0] for p in parts])
+    y_tr = np.concatenate([p[1] for p in parts])
+    return x_tr, x_te, y_tr, y_te
