@@ -1,0 +1,50 @@
+# gardenpath: `make book` builds the book, `make test` runs the tests.
+# Both create .venv from requirements.txt when it is missing or requirements.txt changed.
+
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.requirements.stamp
+PROFILE ?= cpu
+ARGS   ?=
+
+.PHONY: book run test lint bench pdf status params browser clean venv
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@cp requirements.txt $(STAMP)
+
+book: $(STAMP)
+	$(PY) -m gardenpath build --profile $(PROFILE) $(ARGS)
+
+run: $(STAMP)
+	$(PY) -m gardenpath run --profile $(PROFILE) $(ARGS)
+
+status: $(STAMP)
+	$(PY) -m gardenpath status --profile $(PROFILE)
+
+params: $(STAMP)
+	$(PY) -m gardenpath params
+
+# Debian's chromium for the page tests: installed with apt when run as root and missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+	   >/dev/null) || echo "note: no chromium; browser tests will skip (run as root to install)"; }
+
+test: $(STAMP) browser
+	$(PY) -m ruff check src tests benchmarks notebooks
+	$(PY) -m pytest -q $(ARGS)
+
+bench: $(STAMP)
+	$(PY) -m benchmarks $(ARGS)
+
+pdf: $(STAMP)
+	$(PY) -m gardenpath build --profile $(PROFILE) --builder singlehtml $(ARGS)
+
+clean:
+	rm -rf book/_build book/chapters .gardenpath

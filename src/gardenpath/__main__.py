@@ -1,0 +1,5 @@
+import sys
+
+from gardenpath.cli import main
+
+sys.exit(main())

@@ -1,0 +1,172 @@
+"""Publish executed chapters as book pages and build the HTML book with Jupyter Book 1.
+
+Publishing copies each chapter's last good executed notebook into ``book/chapters/``,
+adds a provenance box (values HTML-escaped), download links for the source notebook,
+the executed notebook and its parameter file, and, when the latest run failed, a visible
+warning that the figures are from the previous good run. A chapter with no good run gets
+a failure page instead. Jupyter Book then renders these pages (``execute_notebooks: off``).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import yaml
+
+from gardenpath.pipeline import Project, read_manifest, reproduce_command
+
+FILES = "files"  # book/chapters/files/<chapter>/: downloads for each chapter page
+
+
+def title_of(notebook: Path) -> str:
+    """The first ``# heading`` of a notebook's markdown, else its stem."""
+    import jupytext
+
+    for cell in jupytext.read(notebook).cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("# "):
+                    return line[2:].strip()
+    return notebook.stem
+
+
+def _fmt(value: Any) -> str:
+    return json.dumps(value) if not isinstance(value, str) else value
+
+
+def provenance_html(profile: str, chapter: str, good: dict[str, Any], command: str) -> str:
+    """The provenance box as one raw HTML block, every value escaped."""
+    prov = good.get("provenance", {})
+    git = prov.get("git", {}) or {}
+    commit = (git.get("commit") or "unknown")[:12]
+    if git.get("dirty"):
+        commit += " (uncommitted changes)"
+    device = prov.get("device") or {}
+    if isinstance(device, dict) and device:
+        dev = device.get("name") or device.get("cpu_model") or device.get("kind") or str(device)
+    else:
+        dev = good.get("parts", {}).get("device", "unknown")
+    versions = ", ".join(f"{k} {v}" for k, v in (prov.get("packages") or {}).items() if v)
+    rows = [
+        ("profile", profile),
+        ("git commit", commit),
+        ("device", str(dev)),
+        ("libraries", f"python {prov.get('python', '?')}, {versions}"),
+        ("date", str(good.get("finished", "?"))),
+        ("wall time", f"{good.get('wall_time_s', 0):.1f} s"),
+        ("cache key", str(good.get("key", "?"))),
+        ("reproduce", command),
+    ]
+    e = html.escape
+    body = "".join(f"<tr><th>{e(k)}</th><td><code>{e(v)}</code></td></tr>" for k, v in rows)
+    params = "".join(
+        f"<tr><th><code>{e(k)}</code></th><td><code>{e(_fmt(v))}</code></td></tr>"
+        for k, v in sorted(good.get("params", {}).items())
+    )
+    return (
+        f'<details class="gp-provenance" id="provenance-{e(chapter)}">'
+        "<summary>Provenance: how this page was computed</summary>"
+        f'<table class="gp-prov-table">{body}</table>'
+        "<p>Parameters used:</p>"
+        f'<table class="gp-prov-params">{params}</table>'
+        "</details>"
+    )
+
+
+def _md_cell(source: str, tag: str) -> nbformat.NotebookNode:
+    cell = nbformat.v4.new_markdown_cell(source)
+    cell.metadata["tags"] = [tag]
+    return cell
+
+
+def _banner(latest: dict[str, Any], has_good: bool) -> str:
+    err = latest.get("error", {}) or {}
+    where = f"cell {err['cell']}" if err.get("cell") else "a cell"
+    what = html.escape(f"{err.get('ename', 'error')}: {str(err.get('evalue', ''))[:300]}")
+    status = html.escape(str(latest.get("status", "failed")))
+    when = html.escape(str(latest.get("when", "?")))
+    kept = ("The figures and numbers below are from the <strong>previous good run</strong>, "
+            "not from the latest parameters." if has_good else
+            "There is no earlier good run to show.")
+    return (f'<div class="admonition warning gp-failed"><p class="admonition-title">'
+            f"Latest run {status}</p><p>The latest run of this chapter ({when}) {status} "
+            f"in {where}: <code>{what}</code>. {kept}</p></div>")
+
+
+def publish(project: Project, profile: str) -> list[str]:
+    """Write every chapter's page into ``book/chapters/``; return the chapter names."""
+    out = project.chapters_dir
+    out.mkdir(parents=True, exist_ok=True)
+    names = project.chapters()
+    for name in names:
+        manifest = read_manifest(project.manifest_path(profile, name)) or {}
+        good, latest = manifest.get("good"), manifest.get("latest", {}) or {}
+        files = out / FILES / name
+        shutil.rmtree(files, ignore_errors=True)
+        files.mkdir(parents=True)
+        shutil.copy2(project.notebook(name), files / f"{name}.py")
+        executed = project.out_dir(profile) / f"{name}.ipynb"
+        params_file = f"book/chapters/{FILES}/{name}/{name}.params.yaml"
+        command = reproduce_command(profile, name, params_file)
+        if good and executed.exists():
+            nb = nbformat.read(executed, as_version=4)
+            (files / f"{name}.params.yaml").write_text(
+                yaml.safe_dump({name: good["params"]}, sort_keys=True), encoding="utf-8")
+            shutil.copy2(executed, files / f"{name}.ipynb")
+            figs = project.out_dir(profile) / f"{name}_files"
+            for svg in sorted(figs.glob("*.svg")) if figs.exists() else []:
+                shutil.copy2(svg, files / svg.name)
+            extra = [_md_cell(provenance_html(profile, name, good, command), "gp-provenance"),
+                     _md_cell(_downloads(name, files), "gp-downloads")]
+            if latest.get("status") not in (None, "ok"):
+                extra.insert(0, _md_cell(_banner(latest, True), "gp-failed"))
+            at = 1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0
+            nb.cells[at:at] = extra
+        else:
+            title = title_of(project.notebook(name))
+            body = (_banner(latest, False) if latest.get("status") not in (None, "ok") else
+                    '<div class="admonition warning gp-failed"><p class="admonition-title">'
+                    "Not run yet</p><p>This chapter has not been run on this profile.</p></div>")
+            nb = nbformat.v4.new_notebook()
+            nb.cells = [nbformat.v4.new_markdown_cell(f"# {title}"), _md_cell(body, "gp-failed"),
+                        _md_cell(f"Run it with:\n\n```\n{command.split(' --params')[0]} "
+                                 f"--only {name}\n```", "gp-downloads"),
+                        _md_cell(_downloads(name, files), "gp-downloads")]
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                     "language": "python"}
+        tmp = out / f".{name}.ipynb.tmp"
+        nbformat.write(nb, tmp)
+        os.replace(tmp, out / f"{name}.ipynb")
+    return names
+
+
+def _downloads(name: str, files: Path) -> str:
+    links = [f"{{download}}`source notebook <{FILES}/{name}/{name}.py>`"]
+    if (files / f"{name}.ipynb").exists():
+        links.append(f"{{download}}`executed notebook <{FILES}/{name}/{name}.ipynb>`")
+    if (files / f"{name}.params.yaml").exists():
+        links.append(f"{{download}}`parameters <{FILES}/{name}/{name}.params.yaml>`")
+    svgs = sorted(p.name for p in files.glob("*.svg"))
+    links += [f"{{download}}`{s} <{FILES}/{name}/{s}>`" for s in svgs]
+    return "**Downloads:** " + " · ".join(links)
+
+
+def jupyter_book(project: Project, strict: bool = True, builder: str = "html") -> int:
+    """Run ``jupyter-book build`` on the tree; output goes to ``book/_build``."""
+    from gardenpath.charts import write_bundle
+
+    write_bundle(project.root / "book" / "_static")
+    exe = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(exe) if exe.exists() else "jupyter-book", "build", str(project.root),
+           "--path-output", str(project.root / "book"), "--builder", builder]
+    if strict:
+        cmd += ["-W", "-n", "--keep-going"]
+    return subprocess.call(cmd, cwd=project.root)

@@ -1,0 +1,164 @@
+"""What a chapter records (key numbers and its verdict) and how pages read it back.
+
+A chapter calls :func:`record` once at its end. Under the pipeline the record goes to the
+run's staging folder and is moved to ``results/<profile>/<chapter>.json`` only when the
+whole notebook succeeded, so a failing run never replaces the last good result.
+
+Two kinds of values are kept apart, so that determinism can be checked: ``numbers`` are
+computed results that a rerun with the same seed reproduces (accuracies, counts, bytes);
+``measurements`` are readings of this machine (times, energy, bandwidth) that vary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+VERDICTS = ("supported", "not supported", "mixed")
+
+#: The fields of a results file whose values are readings of the machine, not computed
+#: results: two runs of the same profile may differ in these and nowhere else.
+MEASUREMENT_FIELDS = ("measurements", "provenance.date", "provenance.wall_time_s",
+                      "provenance.device")
+
+SCHEMA = 1
+
+
+class ResultsError(ValueError):
+    """A results file is missing a field, has a bad verdict, or is not valid JSON."""
+
+
+def _clean(value: Any) -> Any:
+    """JSON-ready copy: numpy scalars to Python, NaN/inf to None, tuples to lists."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):
+        try:
+            value = value.item()
+        except (ValueError, TypeError):
+            pass
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def chapter_name() -> str:
+    """The running chapter's name (set by the pipeline), else ``"interactive"``."""
+    return os.environ.get("GARDENPATH_CHAPTER", "interactive")
+
+
+def profile_name() -> str:
+    """The running profile (set by the pipeline), else ``"interactive"``."""
+    return os.environ.get("GARDENPATH_PROFILE", "interactive")
+
+
+def record(
+    claim: str,
+    verdict: str,
+    numbers: dict[str, Any],
+    *,
+    why: str = "",
+    measurements: dict[str, Any] | None = None,
+    params: dict[str, Any] | None = None,
+    device: dict[str, Any] | None = None,
+    seed: int | None = None,
+) -> dict[str, Any]:
+    """Write this chapter's results file and return its content.
+
+    Args:
+        claim: the essay's claim this chapter tests, in our words (one sentence).
+        verdict: one of :data:`VERDICTS`, computed from the data.
+        numbers: the key computed numbers, by name (JSON-able scalars or small lists).
+        why: one sentence giving the numbers that decide the verdict.
+        measurements: readings of this machine (``*_s``, ``*_j``, bandwidths).
+        params: the parameter values the run used.
+        device: the device description (:func:`gardenpath.measure.device.describe`).
+        seed: the seed the run used.
+    """
+    if verdict not in VERDICTS:
+        raise ResultsError(f"verdict must be one of {VERDICTS}, got {verdict!r}")
+    from gardenpath.measure.provenance import collect
+
+    prov = collect(params, seed=seed, device=device)
+    prov["profile"] = profile_name()
+    data = _clean(
+        {
+            "schema": SCHEMA,
+            "chapter": chapter_name(),
+            "claim": claim,
+            "verdict": verdict,
+            "why": why,
+            "numbers": numbers,
+            "measurements": measurements or {},
+            "provenance": prov,
+        }
+    )
+    stage = os.environ.get("GARDENPATH_STAGE")
+    if stage:
+        target = Path(stage) / "results.json"
+    else:
+        target = Path("results") / profile_name() / f"{chapter_name()}.json"
+    write_json_atomic(target, data)
+    return data
+
+
+def write_json_atomic(path: str | Path, data: Any) -> None:
+    """Write JSON to ``path`` through a temporary file and a rename, never half-written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2, sort_keys=True)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def validate(data: Any, source: str = "results") -> dict[str, Any]:
+    """Check a loaded results record; raise :class:`ResultsError` naming what is wrong."""
+    if not isinstance(data, dict):
+        raise ResultsError(f"{source}: not a JSON object")
+    for field in ("chapter", "claim", "verdict", "numbers", "provenance"):
+        if field not in data:
+            raise ResultsError(f"{source}: missing field {field!r}")
+    if data["verdict"] not in VERDICTS:
+        raise ResultsError(f"{source}: bad verdict {data['verdict']!r}")
+    if not isinstance(data["numbers"], dict):
+        raise ResultsError(f"{source}: 'numbers' is not an object")
+    return data
+
+
+def load(chapter: str, profile: str, root: str | Path = ".") -> dict[str, Any] | None:
+    """Read and validate ``results/<profile>/<chapter>.json``; ``None`` when absent."""
+    path = Path(root) / "results" / profile / f"{chapter}.json"
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ResultsError(f"{path}: not valid JSON ({exc})") from exc
+    return validate(data, str(path))
+
+
+def file_digest(path: str | Path) -> str | None:
+    """SHA-256 of a file's bytes, ``None`` when it does not exist."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def glue_all(numbers: dict[str, Any], prefix: str = "") -> None:
+    """Glue every number for ``{glue:text}`` in the page's prose, hidden from the output."""
+    from myst_nb import glue
+
+    for name, value in numbers.items():
+        if isinstance(value, (int, float, str)):
+            glue(prefix + name, value, display=False)
