@@ -64,11 +64,25 @@ def collect(
     params: dict[str, Any] | None = None,
     *,
     seed: int | None = None,
-    device: dict[str, Any] | None = None,
+    device: dict[str, Any] | str | Any | None = None,
     wall_time_s: float | None = None,
     root: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Gather a provenance record as a JSON-ready dict."""
+    """Gather a provenance record as a JSON-ready dict.
+
+    Args:
+        params: the parameter values the run used.
+        seed: the random seed.
+        device: a description dict (from :func:`gardenpath.measure.device.describe`),
+            or a device (``"cpu"``, ``"cuda"``, ``"auto"``, a ``torch.device``) to
+            describe now, or ``None``.
+        wall_time_s: the run's wall time, seconds.
+        root: the git tree to read (default: the current directory).
+    """
+    if device is not None and not isinstance(device, dict):
+        from gardenpath.measure.device import describe
+
+        device = describe(device)
     return {
         "date": now_utc(),
         "git": git_state(root),
