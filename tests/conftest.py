@@ -31,7 +31,7 @@ def make_tree(dest: Path, notebooks: dict[str, Path], toc_chapters: list[str] | 
         (dest / "params" / f"{profile}.yaml").write_text(text)
     chapters = list(notebooks) if toc_chapters is None else toc_chapters
     toc = ["format: jb-book", "root: book/intro", "parts:", "  - caption: About",
-           "    chapters:", "      - file: book/reproduce"]
+           "    chapters:", "      - file: book/reproduce", "      - file: book/references"]
     if chapters:
         toc += ["  - caption: Chapters", "    chapters:"]
         toc += [f"      - file: book/chapters/{c}" for c in chapters]
@@ -71,3 +71,37 @@ def browser_exe() -> str:
             pytest.fail("chromium is required in CI (make test installs it as root)")
         pytest.skip("no chromium on this machine")
     return exe
+
+
+def copy_repo_tree(dest: Path) -> Path:
+    """A copy of the repository's own book tree (notebooks, params, config, prose)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("_config.yml", "_toc.yml", "requirements.txt"):
+        shutil.copy2(REPO / name, dest / name)
+    for folder in ("notebooks", "params"):
+        shutil.copytree(REPO / folder, dest / folder)
+    shutil.copytree(REPO / "book", dest / "book",
+                    ignore=shutil.ignore_patterns("_build", "chapters"))
+    if (REPO / "results" / "gpu").is_dir():
+        shutil.copytree(REPO / "results" / "gpu", dest / "results" / "gpu")
+    return dest
+
+
+@pytest.fixture(scope="session")
+def smoke_tree(tmp_path_factory) -> Path:
+    """The real chapters, run once on the ``smoke`` profile through the CLI."""
+    root = copy_repo_tree(tmp_path_factory.mktemp("smoke") / "tree")
+    r = gp(root, "run", "--profile", "smoke", "--jobs", "2", timeout=1200)
+    (root / "run.log").write_text(r.stdout + "\n" + r.stderr)
+    return root
+
+
+def smoke_results(root: Path, chapter: str) -> dict:
+    """A chapter's smoke results file; fails with the run log when it is missing."""
+    import json
+
+    path = root / "results" / "smoke" / f"{chapter}.json"
+    if not path.exists():
+        log = (root / "run.log").read_text()[-4000:]
+        pytest.fail(f"no results for {chapter} on smoke; run log tail:\n{log}")
+    return json.loads(path.read_text())
