@@ -31,6 +31,10 @@ class PageReport:
     text: str = ""
 
 
+_ALL_SETTLED = """() => [...document.querySelectorAll('.gp-chart')].every(
+    e => e.querySelector('svg .marks, svg.marks') || e.textContent.length > 0)"""
+
+
 class _Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args) -> None:  # noqa: D102 - keep test output clean
         pass
@@ -52,7 +56,7 @@ def serve(folder: Path):
 
 
 def check_pages(html_dir: Path, pages: list[str], executable: str,
-                settle_ms: int = 1500) -> list[PageReport]:
+                settle_ms: int = 300) -> list[PageReport]:
     """Load each page, wait for charts, and collect errors, foreign requests and charts."""
     from playwright.sync_api import sync_playwright
 
@@ -72,6 +76,10 @@ def check_pages(html_dir: Path, pages: list[str], executable: str,
                         if m.type == "error" else None)
                 page.on("pageerror", lambda e, rep=rep: rep.console_errors.append(str(e)))
                 page.goto(rep.url, wait_until="load")
+                try:  # every chart drawn, or failed with its message, within the deadline
+                    page.wait_for_function(_ALL_SETTLED, timeout=30_000)
+                except Exception:  # noqa: BLE001 - the counts below report what is missing
+                    pass
                 page.wait_for_timeout(settle_ms)
                 rep.charts = page.locator(".gp-chart").count()
                 rep.charts_drawn = page.locator(".gp-chart svg .marks, .gp-chart svg.marks") \
