@@ -91,7 +91,12 @@ class SDRMacrocolumn:
     def support(self, xb: torch.Tensor) -> torch.Tensor:
         """Normalised support V (B, Q, K) of binary inputs ``xb`` (B, N)."""
         active = xb.sum(1).clamp_min(1.0)  # (B,)
-        v = (xb @ self.weights) / active[:, None]  # (B, Q*K)
+        if xb.shape[1] > 1024 and float(active.mean()) < 0.05 * xb.shape[1]:
+            # sparse input: summing the active inputs' rows costs O(M*Q*K), not O(N*Q*K)
+            v = torch.sparse.mm(xb.to_sparse(), self.weights)  # (B, Q*K)
+        else:
+            v = xb @ self.weights  # (B, Q*K)
+        v = v / active[:, None]  # (B, Q*K)
         return v.view(-1, self.Q, self.K)  # (B, Q, K)
 
     @staticmethod
