@@ -35,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="run, then build the HTML book")
     run_args(b)
     b.add_argument("--no-strict", action="store_true", help="do not treat warnings as errors")
+    b.add_argument("--builder", default="html",
+                   help="html (default) or singlehtml: one page, charts as static SVG, for print")
     pa = sub.add_parser("params", help="list the parameters a chapter takes")
     pa.add_argument("chapter", nargs="?")
     st = sub.add_parser("status", help="fresh / stale / failed / never run, per chapter")
@@ -107,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             from gardenpath.book import jupyter_book, publish
 
             publish(project, args.profile)
-            built = jupyter_book(project, strict=not args.no_strict)
+            built = jupyter_book(project, strict=not args.no_strict, builder=args.builder)
             return code or (1 if built else 0)
         if args.command == "publish":
             from gardenpath.book import publish

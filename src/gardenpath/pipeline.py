@@ -284,7 +284,50 @@ def plan(
         else:
             why = staleness(project, profile, ch)
             ch.run, ch.reason = why is not None, why or "cached"
+    for ch in selected:
+        if ch.run:
+            check_memory(ch)
     return Plan(profile, selected, [w for w, _ in layers])
+
+
+def available_memory_bytes(kind: str) -> int | None:
+    """Memory a chapter may use: the GPU's total on ``cuda``, else the host's MemAvailable."""
+    if kind == "cuda":
+        import torch
+
+        return int(torch.cuda.get_device_properties(0).total_memory)
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def check_memory(ch: Chapter) -> None:
+    """Refuse parameters whose estimated memory exceeds the device's, before any kernel.
+
+    A chapter opts in by defining ``memory_estimate(params) -> int`` (bytes) in
+    ``gardenpath.chapters.<chapter>``.
+    """
+    import importlib
+
+    try:
+        module = importlib.import_module(f"gardenpath.chapters.{ch.name}")
+    except ModuleNotFoundError:
+        return
+    estimate = getattr(module, "memory_estimate", None)
+    if estimate is None:
+        return
+    need = int(estimate(ch.params))
+    have = available_memory_bytes(ch.parts["device"])
+    if have is not None and need > have:
+        gib = 1024**3
+        raise ParamError(
+            f"parameters: chapter '{ch.name}' would need about {need / gib:.1f} GiB on "
+            f"{ch.parts['device']} but {have / gib:.1f} GiB is available; "
+            "use smaller sizes or a bigger device")
 
 
 # --------------------------------------------------------------------------- run
