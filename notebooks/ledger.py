@@ -36,6 +36,7 @@ from myst_nb import glue
 
 from gardenpath import results
 from gardenpath.chapters import ledger
+from gardenpath.pipeline import Project
 
 root = Path(os.environ.get("GARDENPATH_ROOT", ".."))
 profile = profile or results.profile_name()
@@ -45,7 +46,8 @@ rows = ledger.with_overall(chapter_rows, profile)
 for name, n in counts.items():
     glue(f"ledger_{name.replace(' ', '_')}", n, display=False)
 glue("ledger_profile", profile, display=False)
-display(HTML(ledger.table_html(rows)))
+linked = Project(root).toc_chapters() if (root / "_toc.yml").exists() else set()
+display(HTML(ledger.table_html(rows, linked)))
 
 # %% [markdown]
 # On the {glue:text}`ledger_profile` profile, {glue:text}`ledger_supported` claims are
@@ -58,7 +60,7 @@ display(HTML(ledger.table_html(rows)))
 gpu_rows = ledger.collect(root, "gpu") if show_gpu and profile != "gpu" else []
 if any(r.verdict for r in gpu_rows):
     display(HTML("<p>At paper scale, on the GPU profile (committed results):</p>"
-                 + ledger.table_html(gpu_rows)))
+                 + ledger.table_html(gpu_rows, linked)))
 else:
     display(HTML("<p><em>No GPU-profile results are committed yet: every verdict above "
                  "comes from the profile named above.</em></p>"))

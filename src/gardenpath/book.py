@@ -105,6 +105,7 @@ def publish(project: Project, profile: str) -> list[str]:
     """Write every chapter's page into ``book/chapters/``; return the chapter names."""
     out = project.chapters_dir
     out.mkdir(parents=True, exist_ok=True)
+    (out / "verdicts.md").write_text(verdict_summary(project, profile), encoding="utf-8")
     names = project.chapters()
     for name in names:
         manifest = read_manifest(project.manifest_path(profile, name)) or {}
@@ -128,6 +129,12 @@ def publish(project: Project, profile: str) -> list[str]:
                      _md_cell(_downloads(name, files), "gp-downloads")]
             if latest.get("status") not in (None, "ok"):
                 extra.insert(0, _md_cell(_banner(latest, True), "gp-failed"))
+            for cell in nb.cells:  # the provenance box lists the values used
+                tags = cell.metadata.setdefault("tags", [])
+                if "parameters" in tags:
+                    tags.append("remove-cell")
+                elif "injected-parameters" in tags:
+                    tags.append("hide-input")
             at = 1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0
             nb.cells[at:at] = extra
         else:
@@ -146,6 +153,34 @@ def publish(project: Project, profile: str) -> list[str]:
         nbformat.write(nb, tmp)
         os.replace(tmp, out / f"{name}.ipynb")
     return names
+
+
+def verdict_summary(project: Project, profile: str) -> str:
+    """The introduction's list of verdicts, taken from the claims ledger's results file."""
+    from gardenpath.chapters.ledger import CLAIMS, OVERALL
+    from gardenpath.results import ResultsError, load
+
+    try:
+        data = load("ledger", profile, project.root)
+    except ResultsError as exc:
+        return f"*The claims ledger's results file is unreadable ({exc}).*\n"
+    if data is None:
+        return f"*The claims ledger has not run on the {profile} profile yet.*\n"
+    have = project.toc_chapters()
+    lines = []
+    for chapter, (title, claim) in [*CLAIMS.items(), ("ledger", OVERALL)]:
+        nums = data["numbers"]
+        decided = sum(nums.get(f"count_{v}", 0) for v in ("supported", "not_supported", "mixed"))
+        if chapter == "ledger":
+            verdict = data["verdict"] if decided else "no result"
+        else:
+            verdict = nums.get(f"verdict_{chapter}", "missing")
+        shown = f"**{verdict}**" if verdict in ("supported", "not supported", "mixed") else \
+            f"*{verdict}*"
+        name = f"[{title}](chapters/{chapter}.ipynb)" if chapter in have else title
+        lines.append(f"- {name}: {shown}. {claim}")
+    return (f"Verdicts on the **{profile}** profile, from the claims ledger:\n\n"
+            + "\n".join(lines) + "\n")
 
 
 def _downloads(name: str, files: Path) -> str:

@@ -80,6 +80,12 @@ class Project:
     def notebook(self, chapter: str) -> Path:
         return self.notebooks_dir / f"{chapter}.py"
 
+    def toc_chapters(self) -> set[str]:
+        """Chapters whose pages ``_toc.yml`` lists (only those can be linked to)."""
+        text = (self.root / "_toc.yml").read_text(encoding="utf-8")
+        return {line.split("book/chapters/", 1)[1].strip().strip("'\"")
+                for line in text.splitlines() if "file: book/chapters/" in line}
+
     def profiles(self) -> list[str]:
         return sorted(p.stem for p in (self.root / "params").glob("*.yaml"))
 

@@ -137,14 +137,15 @@ def tally(rows: list[Entry]) -> dict[str, int]:
 VERDICT_STYLE = {"supported": "#1b7a3a", "not supported": "#b3261e", "mixed": "#9a6700"}
 
 
-def table_html(rows: list[Entry], link: bool = True) -> str:
-    """The ledger as an HTML table (escaped), with links to the chapters."""
+def table_html(rows: list[Entry], linked: set[str] | frozenset[str] = frozenset()) -> str:
+    """The ledger as an HTML table (escaped), linking the chapters in ``linked``."""
     e = html.escape
     head = ("<table class='gp-ledger'><thead><tr><th>Claim</th><th>Chapter</th>"
             "<th>Verdict</th><th>Key numbers</th><th>Profile / device</th></tr></thead><tbody>")
     body = []
     for r in rows:
-        chap = f"<a href='{e(r.chapter)}.html'>{e(r.title)}</a>" if link else e(r.title)
+        chap = (f"<a href='{e(r.chapter)}.html'>{e(r.title)}</a>" if r.chapter in linked
+                else e(r.title))
         verdict = (f"<strong style='color:{VERDICT_STYLE[r.verdict]}'>{e(r.verdict)}</strong>"
                    if r.verdict else f"<em>{e(r.status)}</em>")
         why = e(r.why) + (f"<br><em>{e(r.note)}</em>" if r.note else "")
@@ -154,10 +155,3 @@ def table_html(rows: list[Entry], link: bool = True) -> str:
     return head + "".join(body) + "</tbody></table>"
 
 
-def summary_markdown(rows: list[Entry]) -> str:
-    """A short list of verdicts for the introduction, generated from the same rows."""
-    lines = []
-    for r in rows:
-        verdict = f"**{r.verdict}**" if r.verdict else f"*{r.status}*"
-        lines.append(f"- [{r.title}](chapters/{r.chapter}.ipynb): {verdict}. {r.claim}")
-    return "\n".join(lines) + "\n"
