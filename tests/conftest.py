@@ -22,6 +22,10 @@ def make_tree(dest: Path, notebooks: dict[str, Path], toc_chapters: list[str] | 
         shutil.copy2(REPO / name, dest / name)
     shutil.copytree(REPO / "book", dest / "book",
                     ignore=shutil.ignore_patterns("_build", "chapters"))
+    # the tree's own copy of the package source: its cache keys then do not move when
+    # someone edits the working copy while the tests run
+    shutil.copytree(REPO / "src" / "gardenpath", dest / "src" / "gardenpath",
+                    ignore=shutil.ignore_patterns("__pycache__"))
     (dest / "notebooks").mkdir()
     for name, src in notebooks.items():
         shutil.copy2(src, dest / "notebooks" / f"{name}.py")
@@ -78,8 +82,9 @@ def copy_repo_tree(dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     for name in ("_config.yml", "_toc.yml", "requirements.txt"):
         shutil.copy2(REPO / name, dest / name)
-    for folder in ("notebooks", "params"):
-        shutil.copytree(REPO / folder, dest / folder)
+    for folder in ("notebooks", "params", "src"):
+        shutil.copytree(REPO / folder, dest / folder,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     shutil.copytree(REPO / "book", dest / "book",
                     ignore=shutil.ignore_patterns("_build", "chapters"))
     if (REPO / "results" / "gpu").is_dir():

@@ -107,7 +107,6 @@ def _run_demo(root: Path, *extra: str) -> str:
 
 def test_cache_hits_and_each_dependency_misses(tmp_path: Path, monkeypatch) -> None:
     root = make_tree(tmp_path / "t", {"demo": FIXTURES / "demo.py"})
-    (root / "src" / "gardenpath").mkdir(parents=True)
     (root / "src" / "gardenpath" / "extra.py").write_text("X = 1\n")
     out = _run_demo(root)
     assert "demo: running" in out and "never run" in out
