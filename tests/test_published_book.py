@@ -1,0 +1,132 @@
+"""The real book on the smoke profile: every page offline in Chromium, provenance,
+captioned figures, the ledger and the introduction's verdicts, and determinism."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from browser import check_pages
+from conftest import REPO, copy_repo_tree, gp
+
+pytestmark = pytest.mark.slow
+
+CHAPTERS = ["energy", "sharing_moves", "imagenet", "parallelism", "sharing_buys",
+            "local_learning", "one_shot", "ledger"]
+
+
+def toc_chapters() -> list[str]:
+    text = (REPO / "_toc.yml").read_text()
+    return re.findall(r"file: book/chapters/(\w+)", text)
+
+
+@pytest.fixture(scope="module")
+def smoke_book(smoke_tree: Path) -> Path:
+    """The smoke tree's book, built strictly (``-W -n --keep-going``)."""
+    r = gp(smoke_tree, "build", "--profile", "smoke", timeout=900)
+    log = r.stdout[-3000:] + r.stderr[-3000:]
+    assert (smoke_tree / "book" / "_build" / "html" / "index.html").exists(), log
+    assert "WARNING:" not in r.stdout + r.stderr, log
+    assert r.returncode == 0, log
+    return smoke_tree / "book" / "_build" / "html"
+
+
+def test_toc_lists_every_chapter_notebook() -> None:
+    notebooks = sorted(p.stem for p in (REPO / "notebooks").glob("*.py"))
+    assert sorted(toc_chapters()) == notebooks
+
+
+def test_every_page_draws_offline_with_no_errors(smoke_book: Path, browser_exe: str) -> None:
+    pages = sorted(str(p.relative_to(smoke_book)) for p in smoke_book.rglob("*.html")
+                   if "_static" not in p.parts and "_sources" not in p.parts)
+    assert len(pages) >= len(toc_chapters()) + 4
+    problems = []
+    for rep in check_pages(smoke_book, pages, browser_exe):
+        if rep.console_errors or rep.foreign_requests or rep.failed_responses:
+            problems.append((rep.url, rep.console_errors, rep.foreign_requests,
+                             rep.failed_responses))
+        if rep.charts_drawn != rep.charts:
+            problems.append((rep.url, f"{rep.charts_drawn}/{rep.charts} charts drawn"))
+    assert problems == []
+
+
+def test_no_script_from_another_host(smoke_book: Path) -> None:
+    for page in smoke_book.rglob("*.html"):
+        html = page.read_text(errors="replace")
+        for src in re.findall(r"<script[^>]*\bsrc=[\"']([^\"']+)", html):
+            assert not re.match(r"^(https?:)?//", src), (page, src)
+        for href in re.findall(r"<link[^>]*\bhref=[\"']((?:https?:)?//[^\"']+)", html):
+            pytest.fail(f"{page}: stylesheet or preload from another host: {href}")
+
+
+@pytest.mark.parametrize("chapter", [c for c in CHAPTERS if c != "ledger"])
+def test_chapter_page_has_provenance_downloads_and_a_captioned_figure(
+        smoke_book: Path, chapter: str) -> None:
+    if chapter not in toc_chapters():
+        pytest.fail(f"{chapter} is not in _toc.yml")
+    html = (smoke_book / "book" / "chapters" / f"{chapter}.html").read_text()
+    assert 'class="gp-provenance"' in html
+    assert "python -m gardenpath run --profile smoke" in html
+    for what in (f"{chapter}.py", f"{chapter}.ipynb", f"{chapter}.params.yaml"):
+        assert re.search(rf'href="[^"]*_downloads/[^"]*/{re.escape(what)}"', html), what
+    assert ".svg" in html  # each figure's SVG is downloadable
+    assert re.search(r'<figcaption>\s*<p><span class="caption-number">Fig\. \d+', html), \
+        "no numbered figure caption"
+    assert "gp-failed" not in html
+
+
+def test_intro_verdicts_match_the_ledger(smoke_book: Path, smoke_tree: Path) -> None:
+    ledger = json.loads((smoke_tree / "results" / "smoke" / "ledger.json").read_text())
+    intro = (smoke_book / "book" / "intro.html").read_text()
+    for chapter in CHAPTERS[:-1]:
+        verdict = ledger["numbers"][f"verdict_{chapter}"]
+        data = json.loads((smoke_tree / "results" / "smoke" / f"{chapter}.json").read_text())
+        assert verdict == data["verdict"]
+        pattern = rf'{chapter}\.html"[^>]*>(?:(?!</a>).)*</a>: <strong>{verdict}</strong>'
+        assert re.search(pattern, intro, re.S), chapter
+
+
+def test_ledger_follows_a_changed_results_file(smoke_book: Path, smoke_tree: Path) -> None:
+    path = smoke_tree / "results" / "smoke" / "energy.json"
+    original = path.read_bytes()
+    data = json.loads(original)
+    flipped = "not supported" if data["verdict"] != "not supported" else "supported"
+    data["verdict"] = flipped
+    data["why"] = "changed by the ledger test"
+    try:
+        path.write_text(json.dumps(data))
+        r = gp(smoke_tree, "build", "--profile", "smoke", "--only", "ledger", timeout=900)
+        assert r.returncode == 0, r.stderr[-2000:]
+        ledger = json.loads((smoke_tree / "results" / "smoke" / "ledger.json").read_text())
+        assert ledger["numbers"]["verdict_energy"] == flipped
+        page = (smoke_book / "book" / "chapters" / "ledger.html").read_text()
+        assert "changed by the ledger test" in page
+    finally:
+        path.write_bytes(original)
+
+
+def strip_measurements(data: dict) -> dict:
+    """A results record without the fields declared as machine readings."""
+    from gardenpath.results import MEASUREMENT_FIELDS
+
+    data = json.loads(json.dumps(data))
+    for field in MEASUREMENT_FIELDS:
+        parts = field.split(".")
+        node = data
+        for part in parts[:-1]:
+            node = node.get(part, {})
+        node.pop(parts[-1], None)
+    return data
+
+
+def test_two_smoke_runs_from_clean_agree_except_measurements(smoke_tree: Path,
+                                                             tmp_path: Path) -> None:
+    again = copy_repo_tree(tmp_path / "again")
+    r = gp(again, "run", "--profile", "smoke", "--jobs", "2", timeout=1200)
+    assert r.returncode == 0, r.stderr[-3000:]
+    for chapter in CHAPTERS[:-1]:
+        first = json.loads((smoke_tree / "results" / "smoke" / f"{chapter}.json").read_text())
+        second = json.loads((again / "results" / "smoke" / f"{chapter}.json").read_text())
+        assert strip_measurements(first) == strip_measurements(second), chapter
