@@ -35,7 +35,8 @@ def make_tree(dest: Path, notebooks: dict[str, Path], toc_chapters: list[str] | 
         (dest / "params" / f"{profile}.yaml").write_text(text)
     chapters = list(notebooks) if toc_chapters is None else toc_chapters
     toc = ["format: jb-book", "root: book/intro", "parts:", "  - caption: About",
-           "    chapters:", "      - file: book/reproduce", "      - file: book/references"]
+           "    chapters:", "      - file: book/methods", "      - file: book/reproduce",
+           "      - file: book/references"]
     if chapters:
         toc += ["  - caption: Chapters", "    chapters:"]
         toc += [f"      - file: book/chapters/{c}" for c in chapters]

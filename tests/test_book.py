@@ -42,13 +42,16 @@ def test_provenance_escapes_parameter_html(built: Path) -> None:
 
 def test_pages_draw_offline_without_errors(built: Path, browser_exe: str) -> None:
     html = built / "book" / "_build" / "html"
-    pages = ["index.html", "book/intro.html", "book/reproduce.html", "book/chapters/demo.html"]
+    pages = ["index.html", "book/intro.html", "book/methods.html", "book/reproduce.html",
+             "book/chapters/demo.html"]
     reports = check_pages(html, pages, browser_exe)
     for rep in reports:
         assert rep.console_errors == [], (rep.url, rep.console_errors)
         assert rep.foreign_requests == [], (rep.url, rep.foreign_requests)
         assert rep.failed_responses == [], (rep.url, rep.failed_responses)
         assert rep.charts_drawn == rep.charts, (rep.url, rep.charts, rep.charts_drawn)
+    methods = (html / "book" / "methods.html").read_text()
+    assert "_static/mathjax/tex-svg.js" in methods and "cdn.jsdelivr" not in methods
     demo = reports[-1]
     assert demo.charts == 1 and demo.charts_drawn == 1
     assert "Provenance" in demo.text

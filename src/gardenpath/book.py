@@ -105,26 +105,25 @@ def publish(project: Project, profile: str) -> list[str]:
     """Write every chapter's page into ``book/chapters/``; return the chapter names."""
     out = project.chapters_dir
     out.mkdir(parents=True, exist_ok=True)
-    (out / "verdicts.md").write_text(verdict_summary(project, profile), encoding="utf-8")
+    _put(out / "verdicts.md", verdict_summary(project, profile).encode())
     names = project.chapters()
     for name in names:
         manifest = read_manifest(project.manifest_path(profile, name)) or {}
         good, latest = manifest.get("good"), manifest.get("latest", {}) or {}
         files = out / FILES / name
-        shutil.rmtree(files, ignore_errors=True)
-        files.mkdir(parents=True)
-        shutil.copy2(project.notebook(name), files / f"{name}.py")
+        wanted: dict[str, bytes] = {f"{name}.py": project.notebook(name).read_bytes()}
         executed = project.out_dir(profile) / f"{name}.ipynb"
         params_file = f"book/chapters/{FILES}/{name}/{name}.params.yaml"
         command = reproduce_command(profile, name, params_file)
         if good and executed.exists():
             nb = nbformat.read(executed, as_version=4)
-            (files / f"{name}.params.yaml").write_text(
-                yaml.safe_dump({name: good["params"]}, sort_keys=True), encoding="utf-8")
-            shutil.copy2(executed, files / f"{name}.ipynb")
+            wanted[f"{name}.params.yaml"] = yaml.safe_dump(
+                {name: good["params"]}, sort_keys=True).encode()
+            wanted[f"{name}.ipynb"] = executed.read_bytes()
             figs = project.out_dir(profile) / f"{name}_files"
             for svg in sorted(figs.glob("*.svg")) if figs.exists() else []:
-                shutil.copy2(svg, files / svg.name)
+                wanted[svg.name] = svg.read_bytes()
+            _sync(files, wanted)
             extra = [_md_cell(provenance_html(profile, name, good, command), "gp-provenance"),
                      _md_cell(_downloads(name, files), "gp-downloads")]
             if latest.get("status") not in (None, "ok"):
@@ -142,6 +141,7 @@ def publish(project: Project, profile: str) -> list[str]:
             body = (_banner(latest, False) if latest.get("status") not in (None, "ok") else
                     '<div class="admonition warning gp-failed"><p class="admonition-title">'
                     "Not run yet</p><p>This chapter has not been run on this profile.</p></div>")
+            _sync(files, wanted)
             nb = nbformat.v4.new_notebook()
             nb.cells = [nbformat.v4.new_markdown_cell(f"# {title}"), _md_cell(body, "gp-failed"),
                         _md_cell(f"Run it with:\n\n```\n{command.split(' --params')[0]} "
@@ -149,10 +149,32 @@ def publish(project: Project, profile: str) -> list[str]:
                         _md_cell(_downloads(name, files), "gp-downloads")]
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                      "language": "python"}
-        tmp = out / f".{name}.ipynb.tmp"
-        nbformat.write(nb, tmp)
-        os.replace(tmp, out / f"{name}.ipynb")
+        _put(out / f"{name}.ipynb", nbformat.writes(nb).encode())
     return names
+
+
+def _put(path: Path, data: bytes) -> None:
+    """Write ``data`` atomically, and not at all when the file already holds it.
+
+    Leaving unchanged pages untouched keeps their modification times, so Sphinx's
+    incremental build re-renders only what changed.
+    """
+    if path.exists() and path.read_bytes() == data:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _sync(folder: Path, wanted: dict[str, bytes]) -> None:
+    """Make ``folder`` hold exactly ``wanted`` (name -> bytes), touching only what differs."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.iterdir():
+        if old.name not in wanted:
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
+    for fname, data in wanted.items():
+        _put(folder / fname, data)
 
 
 def verdict_summary(project: Project, profile: str) -> str:
@@ -194,11 +216,22 @@ def _downloads(name: str, files: Path) -> str:
     return "**Downloads:** " + " · ".join(links)
 
 
+def write_mathjax(static_dir: Path) -> Path:
+    """Copy MathJax's self-contained SVG build into the book, so math renders offline."""
+    import mathjax  # the django-static-mathjax distribution: MathJax's files only
+
+    src = Path(mathjax.__file__).parent / "static" / "mathjax" / "es5" / "tex-svg.js"
+    target = static_dir / "mathjax" / "tex-svg.js"
+    _put(target, src.read_bytes())
+    return target
+
+
 def jupyter_book(project: Project, strict: bool = True, builder: str = "html") -> int:
     """Run ``jupyter-book build`` on the tree; output goes to ``book/_build``."""
     from gardenpath.charts import write_bundle
 
     write_bundle(project.root / "book" / "_static")
+    write_mathjax(project.root / "book" / "_static")
     exe = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(exe) if exe.exists() else "jupyter-book", "build", str(project.root),
            "--path-output", str(project.root / "book"), "--builder", builder]
