@@ -43,8 +43,10 @@ test: $(STAMP) browser
 bench: $(STAMP)
 	$(PY) -m benchmarks $(ARGS)
 
+# The print version: one HTML page in which every chart is a static SVG.
 pdf: $(STAMP)
 	$(PY) -m gardenpath build --profile $(PROFILE) --builder singlehtml $(ARGS)
+	@echo "Print version: book/_build/singlehtml/index.html (print it to PDF from a browser)"
 
 clean:
 	rm -rf book/_build book/chapters .gardenpath
