@@ -63,6 +63,10 @@ LABELS: dict[str, str] = {
 #: small beside the support, 2 FLOPs per (active input, unit) pair.
 CSA_FLOPS_PER_UNIT = 11
 
+#: How the tables name each source (the captions cite them).
+SOURCE_NAMES = {"bartunov_2018": "Bartunov et al. 2018",
+                "krotov_hopfield_2019": "Krotov & Hopfield 2019 (reproduction)"}
+
 #: Published numbers, with their source and data set. None of them is on our digits.
 ANCHORS: list[dict[str, Any]] = [
     {"source": "bartunov_2018", "rule": "backprop", "architecture": "fully connected",
@@ -124,6 +128,20 @@ def build_rule(name: str, s: Settings) -> Rule:
     if name == "sparsey":
         return make_rule(name, Q=s.sparsey_Q, K=s.sparsey_K)
     return make_rule(name)
+
+
+def network(name: str, s: Settings, input_dim: int = INPUT_DIM,
+            num_classes: int = NUM_CLASSES) -> str:
+    """A short description of the network a rule trains, for the tables."""
+    if name in ("backprop", "feedback_alignment"):
+        return f"{input_dim}-{s.hidden}-{num_classes} fully connected"
+    if name == "rbm":
+        return f"{s.rbm_hidden} hidden units + linear readout"
+    if name == "krotov_hopfield":
+        return f"{s.kh_hidden} hidden units + linear readout"
+    if name == "sparsey":
+        return f"macrocolumn Q={s.sparsey_Q}, K={s.sparsey_K}, label votes"
+    return name
 
 
 # ------------------------------------------------------------------------------ locality
@@ -337,6 +355,7 @@ def run_rule(name: str, s: Settings, data: tuple[np.ndarray, ...], seed: int,
     readout_passes = float(report.extra.get("readout_passes", 0))
     row = {
         "rule": name, "label": LABELS.get(name, name), "seed": seed,
+        "network": network(name, s),
         "n_train": report.n_train, "n_test": len(yte), "test_accuracy": acc,
         "passes": float(report.passes), "readout_passes": readout_passes,
         "weight_updates": report.weight_updates, "presentations": report.presentations,
@@ -368,7 +387,8 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 for k in ("passes", "readout_passes", "weight_updates", "presentations",
                           "train_time_s", "train_flops", "train_bytes", "energy_j",
                           "energy_arithmetic_j", "energy_memory_j")}
-        item = {"rule": name, "label": rs[0]["label"], "seeds": len(rs),
+        item = {"rule": name, "label": rs[0]["label"], "network": rs[0].get("network", ""),
+                "seeds": len(rs),
                 "accuracy": float(acc.mean()), "accuracy_min": float(acc.min()),
                 "accuracy_max": float(acc.max()), "nonlocal_bytes": rs[0]["nonlocal_bytes"],
                 "local": rs[0]["local"], **mean}
@@ -559,11 +579,11 @@ def anchor_table(summary: list[dict[str, Any]]) -> Any:
     """Published test errors (MNIST) beside ours (scikit-learn digits), one row each."""
     import pandas as pd
 
-    rows = [{"source": a["source"], "rule": a["rule"], "network": a["architecture"],
+    rows = [{"source": SOURCE_NAMES[a["source"]], "rule": a["rule"], "network": a["architecture"],
              "data set": a["dataset"], "test error %": a["test_error_pct"]} for a in ANCHORS]
     for r in summary:
         rows.append({"source": "this chapter", "rule": r["label"],
-                     "network": "see the cost table", "data set": "sklearn digits (8x8)",
+                     "network": r.get("network", ""), "data set": "sklearn digits (8x8)",
                      "test error %": 100 * (1 - r["accuracy"])})
     return pd.DataFrame(rows).style.hide(axis="index").format({"test error %": "{:.2f}"})
 
@@ -583,11 +603,11 @@ def accuracy_locality_chart(summary: list[dict[str, Any]]) -> Any:
     base = alt.Chart(df)
     points = base.mark_point(size=120, filled=True).encode(
         x=x, y=alt.Y("accuracy:Q", scale=alt.Scale(zero=False), title="test accuracy (digits)"),
-        color=alt.Color("rule:N", sort=None, title="rule"),
-        shape=alt.Shape("update:N", title="weight update"),
+        color=alt.Color("rule:N", sort=None, title="rule", legend=alt.Legend(labelLimit=260)),
+        shape=alt.Shape("update:N", title="weight update", legend=alt.Legend(labelLimit=260)),
         tooltip=["rule", "nonlocal_bytes", alt.Tooltip("accuracy:Q", format=".3f")])
     bars = base.mark_rule().encode(x=x, y="lo:Q", y2="hi:Q",
-                                   color=alt.Color("rule:N", sort=None, legend=None))
+                                   color=alt.Color("rule:N", sort=None))
     return (bars + points).properties(
         title="Accuracy against how much non-local signal each update needs")
 
@@ -606,11 +626,11 @@ def accuracy_energy_chart(summary: list[dict[str, Any]]) -> Any:
     base = alt.Chart(df)
     points = base.mark_point(size=120, filled=True).encode(
         x=x, y=alt.Y("accuracy:Q", scale=alt.Scale(zero=False), title="test accuracy (digits)"),
-        color=alt.Color("rule:N", sort=None, title="rule"),
+        color=alt.Color("rule:N", sort=None, title="rule", legend=alt.Legend(labelLimit=260)),
         tooltip=["rule", alt.Tooltip("energy_mj:Q", format=".2f"), "passes", "updates",
                  alt.Tooltip("accuracy:Q", format=".3f")])
     bars = base.mark_rule().encode(x=x, y="lo:Q", y2="hi:Q",
-                                   color=alt.Color("rule:N", sort=None, legend=None))
+                                   color=alt.Color("rule:N", sort=None))
     return (bars + points).properties(title="Accuracy against modelled training energy")
 
 
