@@ -18,7 +18,8 @@
 #
 # **The claim.** The essay {cite}`rinkus_essay` starts from two premises: a computer spends
 # most of its energy carrying data between memory and the processors rather than doing
-# arithmetic on it, and a brain does what it does on roughly 20 W. If both hold, any model
+# arithmetic on it, and a brain does what it does on roughly {glue:text}`brain_w:.0f` W
+# {cite}`levy_calvert_2021`. If both hold, any model
 # whose computation needs a lot of data movement will struggle to approach the brain's
 # efficiency. This chapter tests the first premise on the machine that ran it.
 #
@@ -141,8 +142,9 @@ glue("fig-energy-ladder", charts.figure(ch.ladder_chart(op_energy, ladder_title)
 # wrote; the energy per FLOP is the matmul's above idle divided by its FLOPs, which still
 # includes moving its operands through caches and registers, so it overstates arithmetic
 # alone. Where there is no counter the figures are **modelled**: counted bytes and FLOPs
-# times Horowitz's 45 nm costs (640 pJ per 32-bit DRAM access, 0.9 + 3.7 pJ per fp32 add
-# and multiply). A model says nothing about this machine's own chip; it says what the
+# times Horowitz's 45 nm costs ({glue:text}`horowitz_dram_32b_pj:.0f` pJ per 32-bit DRAM
+# access, {glue:text}`horowitz_fp_add_32b_pj:.1f` + {glue:text}`horowitz_fp_mult_32b_pj:.1f`
+# pJ per fp32 add and multiply). A model says nothing about this machine's own chip; it says what the
 # published table implies for the bytes and FLOPs of this device's workloads. In this run:
 # {glue:text}`energy_note`.
 #
@@ -258,7 +260,8 @@ glue("fig-energy-step", charts.figure(
 # {glue:text}`movement_share_pct:.0f`% of the step's energy in {numref}`fig-energy-step`
 # ({glue:text}`movement_j:.3g` J for data movement against {glue:text}`arithmetic_j:.3g` J
 # for arithmetic). This count leaves out all on-chip movement (registers, caches), which in
-# Sze et al.'s accelerator costs 1 to 6 MACs per access, so it understates movement's
+# Sze et al.'s accelerator costs {glue:text}`sze_register_file:.0f` to
+# {glue:text}`sze_buffer:.0f` MACs per access, so it understates movement's
 # share.
 
 # %% tags=["hide-input"]

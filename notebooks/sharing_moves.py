@@ -132,8 +132,8 @@ glue("fig-sharing-roofline", charts.figure(
 # line the locally connected layer costs more), varying one factor at a time around the
 # base layer. Weights and fewest bytes are counted; step time, weight-gradient time and
 # peak memory (weights plus what the step allocates) are measured on this device; energy
-# is measured where a counter exists and otherwise modelled from Horowitz's 45 nm table, as
-# the legend says.
+# is measured where a counter exists (the device's whole reading, idle power included) and
+# otherwise modelled from Horowitz's 45 nm table, as the legend says.
 # ```
 #
 # {numref}`fig-sharing-ratios` shows the same across the sweep: the locally connected
