@@ -193,8 +193,8 @@ glue("tbl-os-kshot", osh.kshot_table(kshot_summary), display=False)
 # {glue:text}`nn_retrieve_ratio:,.1f`), and writing one row to its table
 # {glue:text}`nn_store_us_smallest:.1f` µs and {glue:text}`nn_store_us_largest:.1f` µs
 # (ratio {glue:text}`nn_store_ratio:.2f`). The macrocolumn's state is a
-# fixed {glue:text}`sdr_state_mb:.2f` MB as bits; the table of items grows to
-# {glue:text}`nn_state_mb_largest:.1f` MB as bits.
+# fixed {glue:text}`sdr_state_mb:.3g` MB as bits; the table of items grows to
+# {glue:text}`nn_state_mb_largest:.3g` MB as bits.
 
 # %% tags=["hide-input"]
 glue("fig-os-time", charts.figure(osh.timing_chart(storage, device_name), "os-time"),
@@ -218,10 +218,10 @@ glue("fig-os-time", charts.figure(osh.timing_chart(storage, device_name), "os-ti
 # costs. With {glue:text}`smallest_items:,` items stored the macrocolumn retrieves
 # {glue:text}`sdr_exact_recall_smallest:.3f` of the probed items' codes exactly. Every
 # item stored sets more of its binary weights, so other units come to match an item as
-# well as its own do: exact recall stays at or above {glue:text}`recall_floor_pct:.0f`%
-# up to {glue:text}`capacity_items:,` items (0 means not even at the smallest size) and
-# is {glue:text}`sdr_exact_recall_largest:.3f` at {glue:text}`largest_items:,`, where
-# {glue:text}`sdr_module_recall_largest:.3f` of the modules still pick the right winner
+# well as its own do: exact recall is at or above {glue:text}`recall_floor_pct:.0f`%
+# {glue:text}`capacity_phrase`, and it is {glue:text}`sdr_exact_recall_largest:.3f` at
+# {glue:text}`largest_items:,`, where {glue:text}`sdr_module_recall_largest:.3f` of the
+# modules still pick the right winner
 # and {glue:text}`sdr_weight_density_largest:.2f` of the weights are set. The exact
 # memory finds {glue:text}`nn_exact_recall_largest:.3f` of its probed items at that
 # size. {numref}`tbl-os-storage` lists every size. The capacity holds for these sizes of

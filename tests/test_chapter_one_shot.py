@@ -125,7 +125,7 @@ def test_timing_the_store_leaves_no_trace_in_recall():
 
 
 def _timing(median_s):
-    return SimpleNamespace(median_s=median_s, iqr_s=0.0)
+    return SimpleNamespace(median_s=median_s, iqr_s=0.0, raw_s=[median_s])
 
 
 def _storage(recalls, sdr_times, nn_times):

@@ -523,6 +523,9 @@ def decide(summary: list[dict[str, Any]], storage: list[dict[str, Any]], s: Sett
         "acc_tolerance_pct": 100 * s.acc_tolerance,
         "fixed_time_tolerance": s.fixed_time_tolerance,
     }
+    numbers["capacity_phrase"] = (
+        f"up to {cap:,} items" if cap is not None else
+        "at none of the sizes measured")
     cap_text = (f"exact recall stays at or above {s.recall_floor:.0%} up to {cap:,} items"
                 if cap is not None else
                 f"exact recall is below {s.recall_floor:.0%} already at {storage[0]['items']:,}")
@@ -616,7 +619,7 @@ def kshot_chart(summary: list[dict[str, Any]]) -> Any:
     line = base.mark_line(point=True).encode(
         x=x, y=alt.Y("accuracy:Q", title="test accuracy (digits)", scale=alt.Scale(zero=False)),
         color=color, tooltip=["learner", "k", alt.Tooltip("accuracy:Q", format=".3f")])
-    return (band + line).properties(title="Accuracy from k examples per class")
+    return (line + band).properties(title="Accuracy from k examples per class")
 
 
 def updates_chart(summary: list[dict[str, Any]]) -> Any:
@@ -644,17 +647,18 @@ def updates_chart(summary: list[dict[str, Any]]) -> Any:
 
 
 def timing_chart(storage: list[dict[str, Any]], device: str) -> Any:
-    """Per-item time against items stored, log-log, with interquartile bars."""
+    """Per-item time against items stored, log-log, with bars from the 25th to the 75th
+    percentile of the repeats (positive, so they can be drawn on a log axis)."""
     import altair as alt
     import pandas as pd
 
     rows = []
     for r in storage:
         for op, t in r["timings"].items():
+            q25, q75 = np.percentile(t.raw_s, [25, 75]) if len(t.raw_s) else (0, 0)
             rows.append({"items": r["items"], "operation": OPERATIONS[op],
                          "method": "SDR" if op.startswith("sdr") else "exact NN",
-                         "us": 1e6 * t.median_s, "lo": 1e6 * (t.median_s - t.iqr_s / 2),
-                         "hi": 1e6 * (t.median_s + t.iqr_s / 2)})
+                         "us": 1e6 * t.median_s, "lo": 1e6 * q25, "hi": 1e6 * q75})
     df = pd.DataFrame(rows)
     x = alt.X("items:Q", scale=alt.Scale(type="log"), title="items stored (log axis)")
     color = alt.Color("operation:N", sort=list(OPERATIONS.values()), title="operation",
@@ -665,7 +669,7 @@ def timing_chart(storage: list[dict[str, Any]], device: str) -> Any:
                      title=f"time per item, µs (measured, {device}; log axis)"),
         color=color, tooltip=["operation", "items", alt.Tooltip("us:Q", format=".1f")])
     bars = base.mark_rule().encode(x=x, y="lo:Q", y2="hi:Q", color=color)
-    return (bars + line).properties(title="Time to store or retrieve one item")
+    return (line + bars).properties(title="Time to store or retrieve one item")
 
 
 def recall_chart(storage: list[dict[str, Any]], floor: float) -> Any:
