@@ -32,10 +32,8 @@ locally connected layer; a metric sides with the essay when that share is at lea
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -148,30 +146,6 @@ def steps(layer: nn.Module, x: torch.Tensor, dy: torch.Tensor
     return step, weight_grad
 
 
-@contextlib.contextmanager
-def quiet_stderr() -> Iterator[None]:
-    """Send file descriptor 2 to /dev/null for the block.
-
-    PyTorch 2.13's profiler (which :func:`peak_memory` uses on CPU) writes two
-    ``USDT ... profiler_start/stop`` lines to the process's stderr from C++ on every use;
-    in a notebook they would be printed under the cell. Python-level warnings raised in
-    the block are lost too, so keep the block small.
-    """
-    try:
-        saved = os.dup(2)
-    except OSError:  # no stderr at all: nothing to silence
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
 @dataclass
 class Measured:
     """One layer at one sweep point: counts (deterministic) and readings (machine)."""
@@ -221,8 +195,7 @@ def measure(sharing: str, point: Point, device: torch.device, roof: Roofline,
     step, weight_grad = steps(layer, x, dy)
     step_t = time_fn(step, device=device, min_run_time_s=min_run_time_s)
     wg_t = time_fn(weight_grad, device=device, min_run_time_s=min_run_time_s)
-    with quiet_stderr():
-        peak = peak_memory(step, device)
+    peak = peak_memory(step, device)
     modelled = model_energy(counted.total, t.total_bytes)
     if monitor.method == MODEL_METHOD:
         energy_j, method = float(modelled.energy_j), MODEL_METHOD

@@ -18,10 +18,11 @@ the CPU and GPU numbers mean the same thing; the CUDA path also gives the baseli
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,11 +85,40 @@ def _cpu_alloc_deltas(trace: dict[str, Any] | list[Any]) -> list[int]:
     return [int(e["args"]["Bytes"]) for e in mem]
 
 
+@contextlib.contextmanager
+def quiet_fd2() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null for the block.
+
+    PyTorch 2.13's profiler writes ``USDT ... profiler_start/stop`` lines to the process's
+    stderr from C++ when it starts and stops; in a notebook they would show under the cell.
+    Only the profiler's start and stop are wrapped, so the measured code's warnings remain.
+    """
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all: nothing to silence
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def _cpu_peak(fn: Callable[[], Any]) -> MemoryPeak:
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    prof = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
+    with quiet_fd2():
+        prof.__enter__()
+    try:
         fn()
+    finally:
+        with quiet_fd2():
+            prof.__exit__(None, None, None)
     fd, path = tempfile.mkstemp(suffix=".json", prefix="gardenpath-mem-")
     os.close(fd)
     try:

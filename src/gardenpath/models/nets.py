@@ -350,11 +350,14 @@ def layer_specs(net: nn.Module, in_size: int | tuple[int, int], batch_size: int 
     handles = [m.register_forward_hook(hook(n)) for n, m in spatial_layers(net)]
     meta = {n: torch.empty_like(t, device="meta")
             for n, t in [*net.named_parameters(), *net.named_buffers()]}
+    was_training = net.training
+    net.eval()  # batch norm in training mode refuses batch 1 at a 1x1 stage
     try:
         with torch.no_grad():
             functional_call(net, meta, (torch.empty(batch_size, in_channels, h, w,
                                                     device="meta"),))
     finally:
+        net.train(was_training)
         for hd in handles:
             hd.remove()
     return found
