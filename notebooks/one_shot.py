@@ -135,8 +135,8 @@ glue("fig-os-kshot", charts.figure(osh.kshot_chart(kshot_summary), "os-kshot"),
 # mean over draws of the examples, the band spanning the lowest and highest draw. The
 # last point is the whole training split (one draw). Sparsey-style: each example shown
 # once. Nearest neighbour: one neighbour, on pixels or on the binary patch code. Backprop:
-# a 64-hidden-10 network trained until its training cross-entropy fell below the
-# tolerance set above.
+# a network with one hidden layer (`bp_hidden` units) trained until its training
+# cross-entropy fell below `bp_loss_tol`.
 # ```
 
 # %% [markdown]

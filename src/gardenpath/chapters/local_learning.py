@@ -598,11 +598,14 @@ def accuracy_locality_chart(summary: list[dict[str, Any]]) -> Any:
                         "hi": r["accuracy_max"],
                         "update": "local (no feedback, one phase)" if r["local"]
                         else "error feedback or two phases"} for r in summary])
-    x = alt.X("nonlocal_bytes:Q", scale=alt.Scale(type="symlog", constant=100),
+    top = 10 ** math.ceil(math.log10(2 * max(1, int(df["nonlocal_bytes"].max()))))
+    x = alt.X("nonlocal_bytes:Q", scale=alt.Scale(type="symlog", constant=1, domain=[-1, top]),
+              axis=alt.Axis(values=[0, 10, 100, 1000, 10000, 100000, 1000000], format=",d"),
               title="non-local signal per training example (bytes, float32; symlog axis)")
     base = alt.Chart(df)
     points = base.mark_point(size=120, filled=True).encode(
-        x=x, y=alt.Y("accuracy:Q", scale=alt.Scale(zero=False), title="test accuracy (digits)"),
+        x=x, y=alt.Y("accuracy:Q", scale=alt.Scale(zero=False, padding=12),
+                     title="test accuracy (digits)"),
         color=alt.Color("rule:N", sort=None, title="rule", legend=alt.Legend(labelLimit=260)),
         shape=alt.Shape("update:N", title="weight update", legend=alt.Legend(labelLimit=260)),
         tooltip=["rule", "nonlocal_bytes", alt.Tooltip("accuracy:Q", format=".3f")])
@@ -621,11 +624,12 @@ def accuracy_energy_chart(summary: list[dict[str, Any]]) -> Any:
                         "accuracy": r["accuracy"], "lo": r["accuracy_min"],
                         "hi": r["accuracy_max"], "passes": r["passes"] + r["readout_passes"],
                         "updates": r["weight_updates"]} for r in summary])
-    x = alt.X("energy_mj:Q", scale=alt.Scale(type="log"),
+    x = alt.X("energy_mj:Q", scale=alt.Scale(type="log", padding=12),
               title="training energy, mJ (modelled: Horowitz 45 nm; log axis)")
     base = alt.Chart(df)
     points = base.mark_point(size=120, filled=True).encode(
-        x=x, y=alt.Y("accuracy:Q", scale=alt.Scale(zero=False), title="test accuracy (digits)"),
+        x=x, y=alt.Y("accuracy:Q", scale=alt.Scale(zero=False, padding=12),
+                     title="test accuracy (digits)"),
         color=alt.Color("rule:N", sort=None, title="rule", legend=alt.Legend(labelLimit=260)),
         tooltip=["rule", alt.Tooltip("energy_mj:Q", format=".2f"), "passes", "updates",
                  alt.Tooltip("accuracy:Q", format=".3f")])

@@ -479,8 +479,11 @@ def decide(summary: list[dict[str, Any]], storage: list[dict[str, Any]], s: Sett
       exactly at the largest size.
 
     All three hold: ``supported``; none: ``not supported``; some: ``mixed``. The fixed-time
-    part rests on measured times; the recorded ratio is kept with the measurements, and
-    its pass/fail with the numbers (it is far from the threshold in every run we made).
+    part rests on measured times: the ratios are kept with the measurements and only the
+    pass/fail with the numbers. :func:`storage_scaling` times every size in interleaved
+    rounds so that load on a shared machine does not separate them; the ratios we
+    measured were within a few percent of 1, far from the tolerance, which keeps the
+    pass/fail (and so the verdict) the same from run to run.
     """
     k_min = min(r["k"] for r in summary if r["k"] > 0) if any(r["k"] > 0 for r in summary) \
         else 0
@@ -493,7 +496,6 @@ def decide(summary: list[dict[str, Any]], storage: list[dict[str, Any]], s: Sett
     ratios = time_ratios(storage)
     fixed_ok = (ratios["sdr_store"] <= s.fixed_time_tolerance
                 and ratios["sdr_retrieve"] <= s.fixed_time_tolerance)
-    nn_grows = ratios["nn_retrieve"] > s.fixed_time_tolerance
     cap = capacity(storage, s.recall_floor)
     last = storage[-1]
     capacity_ok = last["sdr_exact_recall"] >= s.recall_floor
@@ -511,7 +513,7 @@ def decide(summary: list[dict[str, Any]], storage: list[dict[str, Any]], s: Sett
         "backprop_updates_kmin": bp["weight_updates"],
         "backprop_presentations_kmin": bp["presentations"],
         "one_shot_holds": one_shot_ok, "fixed_time_holds": fixed_ok,
-        "nn_retrieve_grows": nn_grows, "capacity_holds": capacity_ok,
+        "capacity_holds": capacity_ok,
         "capacity_items": cap if cap is not None else 0,
         "largest_items": last["items"], "smallest_items": storage[0]["items"],
         "sdr_exact_recall_largest": last["sdr_exact_recall"],
@@ -534,8 +536,7 @@ def decide(summary: list[dict[str, Any]], storage: list[dict[str, Any]], s: Sett
            f"convergence ({bp['weight_updates']:.0f} weight updates); the SDR's per-item "
            f"store and retrieve time {'stays' if fixed_ok else 'does not stay'} within "
            f"{s.fixed_time_tolerance:g}x from {storage[0]['items']:,} to {last['items']:,} "
-           f"items while exact nearest-neighbour retrieval "
-           f"{'grows' if nn_grows else 'does not grow'} beyond it; {cap_text}, and it is "
+           f"items; {cap_text}, and it is "
            f"{last['sdr_exact_recall']:.2f} at {last['items']:,}")
     return verdict, why, numbers
 
