@@ -55,15 +55,10 @@ from myst_nb import glue
 
 from gardenpath import charts, results
 from gardenpath.chapters import energy as ch
-from gardenpath.measure.device import describe, resolve_device
+from gardenpath.measure.device import describe, prepare
 
 charts.enable()
-dev = resolve_device(device)
-if dev.type == "cuda":
-    torch.backends.cuda.matmul.allow_tf32 = allow_tf32
-    torch.backends.cudnn.allow_tf32 = allow_tf32
-if threads > 0:
-    torch.set_num_threads(threads)
+dev = prepare(device, threads=threads, allow_tf32=allow_tf32)
 torch.manual_seed(seed)
 info = describe(dev)
 device_name = f"{info.get('name') or dev.type} ({dev})"

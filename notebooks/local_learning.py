@@ -77,16 +77,14 @@ sparsey_weight_bits = 1  # bits per Sparsey weight in the traffic model: 1 (bina
 tolerance = 0.02  # accuracy a local rule may give up against backprop and still count as matching it (fraction) [range: 0..1]
 
 # %% tags=["hide-input"]
-import torch
 from myst_nb import glue
 
 from gardenpath import charts, results
 from gardenpath.chapters import local_learning as ll
-from gardenpath.measure.device import describe, resolve_device
+from gardenpath.measure.device import describe, prepare
 
 charts.enable()
-torch.set_num_threads(num_threads)
-dev = resolve_device(device)  # recorded; the learning rules themselves run on the CPU
+dev = prepare(device, threads=num_threads)  # recorded; the learning rules themselves run on the CPU
 params = {
     "device": device, "seed": seed, "num_seeds": num_seeds, "num_threads": num_threads,
     "test_fraction": test_fraction, "train_fraction": train_fraction, "rules": rules,

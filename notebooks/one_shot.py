@@ -70,16 +70,14 @@ fixed_time_tolerance = 2.0  # largest-to-smallest per-item time ratio still coun
 recall_floor = 0.9  # exact recall below which the macrocolumn counts as past its capacity (fraction) [range: 0..1]
 
 # %% tags=["hide-input"]
-import torch
 from myst_nb import glue
 
 from gardenpath import charts, results
 from gardenpath.chapters import one_shot as osh
-from gardenpath.measure.device import describe, resolve_device
+from gardenpath.measure.device import describe, prepare
 
 charts.enable()
-torch.set_num_threads(num_threads)
-dev = resolve_device(device)
+dev = prepare(device, threads=num_threads)
 dev_info = describe(dev)
 params = {
     "device": device, "seed": seed, "num_threads": num_threads,

@@ -168,3 +168,23 @@ def describe(device: DeviceLike = None) -> dict[str, Any]:
     info["device"] = str(dev)
     info["torch"] = torch.__version__
     return info
+
+
+def prepare(kind: DeviceLike = "auto", *, threads: int = 0,
+            allow_tf32: bool = False) -> torch.device:
+    """Resolve the device and fix what a measurement depends on, in one place.
+
+    Args:
+        kind: ``auto | cpu | cuda`` (see :func:`resolve_device`).
+        threads: torch's intra-op CPU threads; 0 keeps torch's default. On a shared or
+            small machine, 1 thread gives steadier timings than oversubscribed cores.
+        allow_tf32: whether CUDA matmuls and convolutions may use TensorFloat-32
+            (ignored on CPU); off by default so float32 means float32.
+    """
+    dev = resolve_device(kind)
+    if dev.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = allow_tf32
+        torch.backends.cudnn.allow_tf32 = allow_tf32
+    if threads > 0:
+        torch.set_num_threads(threads)
+    return dev
