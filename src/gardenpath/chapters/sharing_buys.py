@@ -660,12 +660,13 @@ def anchors_table(ours: dict[str, float], our_data: str, device_name: str) -> pd
     rows = [{"source": a.authors, "data set": a.data_set, "metric": a.metric,
              "conv %": a.conv_pct, "locally connected %": a.local_pct,
              "LC + dynamic sharing %": None, "dense %": a.dense_pct,
-             "conv - LC (pp)": a.gap_pp} for a in ANCHORS]
+             "conv - LC (pp)": a.gap_pp, "note": a.note} for a in ANCHORS]
     rows.append({"source": "this run", "data set": our_data,
                  "metric": f"mean test accuracy over seeds, on {device_name}",
                  "conv %": ours["conv"], "locally connected %": ours["local"],
                  "LC + dynamic sharing %": ours["local_shared"], "dense %": ours["dense"],
-                 "conv - LC (pp)": ours["conv"] - ours["local"]})
+                 "conv - LC (pp)": ours["conv"] - ours["local"],
+                 "note": "dense: same layer shapes as conv"})
     return pd.DataFrame(rows)
 
 
