@@ -39,7 +39,7 @@ width = 64  # channels of the first stage, as in the papers [range: 1..]
 time_width = 64  # width at which layers are timed, times scaled by MACs to width [range: 1..]
 time_batches = [4, 32]  # two batch sizes timed per layer, images [range: 1..]
 time_fraction = 0.25  # fraction of each layer's output rows timed, scaled by MACs [range: >0, ..1]
-min_run_time_s = 0.2  # measured time per timing, seconds [range: >0]
+min_run_time_s = 0.5  # measured time per timing, seconds [range: >0]
 threads = 1  # CPU threads while timing, 0 for torch's default [range: 0..]
 whole_net_budget_gb = 2.0  # also time the whole net when its step needs at most this, GB [range: 0..]
 batch_size = 256  # images per worker per training step [range: 1..]
@@ -257,9 +257,11 @@ ch.anchors_table()
 # unshared net's projected time with {glue:text}`workers` workers is at least
 # {glue:text}`supported_at:.1f` times the shared one's for both nets, *not supported*
 # when it is below {glue:text}`not_supported_below:.2f` times for both, and *mixed*
-# otherwise. What holds regardless of the device: the arithmetic is identical, and the
-# cost of dropping sharing is in the bytes, {glue:text}`resnet18_weight_ratio:.0f` times
-# the weights, gradients and optimizer state for ResNet-18, all of which must be read,
+# otherwise. {glue:md}`robustness_sentence`
+#
+# What holds regardless of the device: the arithmetic is identical, and the cost of
+# dropping sharing is in the bytes, {glue:text}`resnet18_weight_ratio:.0f` times the
+# weights, gradients and optimizer state for ResNet-18, all of which must be read,
 # written and, across workers, communicated at every step. How much of that becomes
 # time depends on the device's memory bandwidth, the batch, and the link; the numbers
 # above are for {glue:text}`device_name` with {glue:text}`threads_used` thread(s), and

@@ -75,7 +75,7 @@ DEFAULTS: dict[str, Any] = {
     "time_width": 64,
     "time_batches": [4, 32],
     "time_fraction": 0.25,
-    "min_run_time_s": 0.2,
+    "min_run_time_s": 0.5,
     "threads": 1,
     "whole_net_budget_gb": 2.0,
     "batch_size": 256,
@@ -938,6 +938,16 @@ def prose(res: dict[str, Any], info: dict[str, Any]) -> dict[str, str]:
     over = [f"{NET_LABELS[c.net]} {SHARING_LABELS[c.sharing]} with Adam"
             for c in res["counts"]
             if c.total_adam_bytes > p["accelerator_memory_gb"] * 1e9]
+    ratios = {net: next(q for q in res["projections"] if q.net == net and q.sharing == "local")
+              .total_workers_s / next(q for q in res["projections"]
+                                      if q.net == net and q.sharing == "conv").total_workers_s
+              for net in NETS}
+    close = [f"{NET_LABELS[n]} ({r:.2f})" for n, r in ratios.items()
+             if any(abs(r / t - 1) < 0.2 for t in (SUPPORTED_AT, NOT_SUPPORTED_BELOW))]
+    out["robustness_sentence"] = (
+        "Every ratio is more than 20% away from the thresholds." if not close else
+        "Within 20% of a threshold: " + ", ".join(close) + ". Timing noise of that size "
+        "is common on a shared machine, so a rerun may give a different verdict.")
     out["fits_sentence"] = (
         "every version fits one such accelerator, even with Adam" if not over else
         "more than one accelerator's memory is needed for: " + ", ".join(over))
