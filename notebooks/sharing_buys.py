@@ -63,18 +63,15 @@ min_run_time_s = 0.2  # time spent measuring each training-step time (seconds) [
 
 # %% tags=["hide-input"]
 import pandas as pd
-import torch
 from IPython.display import Markdown, display
 from myst_nb import glue
 
 from gardenpath import charts, results
 from gardenpath.chapters import sharing_buys as sb
-from gardenpath.measure.device import describe, resolve_device
+from gardenpath.measure.device import describe, prepare
 
 charts.enable()
-if num_threads:
-    torch.set_num_threads(num_threads)
-dev = resolve_device(device)
+dev = prepare(device, threads=num_threads)
 dev_info = describe(dev)
 dev_name = dev_info.get("name") or str(dev)
 seeds = sb.seeds_for(seed, num_seeds)
