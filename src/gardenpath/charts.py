@@ -31,7 +31,7 @@ SHARING_COLORS = {
     "conv": PALETTE[0],
     "local": PALETTE[1],
     "local_shared": PALETTE[2],
-    "dense": PALETTE[3],
+    "dense": PALETTE[4],
 }
 
 
