@@ -466,24 +466,40 @@ def time_layer(row: LayerRow, batches: Sequence[int], device: torch.device, seed
     return medians, iqrs, t_opt.median_s, notes
 
 
-def time_net_layers(rows: Sequence[LayerRow], batches: Sequence[int], fraction: float,
-                    device: torch.device, seed: int,
-                    min_run_time_s: float) -> list[LayerTiming]:
-    """Time each distinct layer configuration once (as a :func:`strip` of ``fraction``).
+def time_net_layers(rows: dict[str, Sequence[LayerRow]], batches: Sequence[int],
+                    fraction: float, device: torch.device, seed: int,
+                    min_run_time_s: float) -> dict[str, list[LayerTiming]]:
+    """Time each distinct layer configuration of each version of a net once.
 
-    Layers with identical configurations (ResNet's repeated blocks) share one timing.
+    ``rows`` maps a sharing (``"conv"``, ``"local"``) to the net's layer rows. Layers with
+    identical configurations (ResNet's repeated blocks) share one timing, and so do
+    layers identical in both versions (the linear layers), which are timed once. The
+    versions are timed layer by layer in turn, conv then locally connected, so that a
+    change in the machine's load over the run affects both alike.
     """
-    groups: dict[tuple, list[LayerRow]] = {}
-    for r in rows:
-        groups.setdefault(r.key(), []).append(r)
-    out = []
-    for same in groups.values():
-        timed = strip(same[0], fraction)
-        med, iqr, t_opt, notes = time_layer(timed, batches, device, seed, min_run_time_s)
-        fixed, per_image, fallback = fit_line(batches, med)
-        out.append(LayerTiming(timed.name, [s.name for s in same], timed.kind, timed.params,
-                               timed.macs, list(timed.in_shape), list(batches), med, iqr,
-                               t_opt, fixed, per_image, fallback, notes))
+    groups: dict[str, dict[tuple, list[LayerRow]]] = {}
+    for sharing, rs in rows.items():
+        for r in rs:
+            groups.setdefault(sharing, {}).setdefault(r.key(), []).append(r)
+    done: dict[tuple, tuple] = {}
+    out: dict[str, list[LayerTiming]] = {sharing: [] for sharing in rows}
+    keys = [list(g) for g in groups.values()]
+    for i in range(max(len(k) for k in keys)):
+        for sharing, g in groups.items():
+            ks = list(g)
+            if i >= len(ks):
+                continue
+            same = g[ks[i]]
+            timed = strip(same[0], fraction)
+            key = (ks[i], fraction)
+            if key not in done:
+                done[key] = time_layer(timed, batches, device, seed, min_run_time_s)
+            med, iqr, t_opt, notes = done[key]
+            fixed, per_image, fallback = fit_line(batches, med)
+            out[sharing].append(LayerTiming(
+                timed.name, [s.name for s in same], timed.kind, timed.params, timed.macs,
+                list(timed.in_shape), list(batches), med, iqr, t_opt, fixed, per_image,
+                fallback, notes))
     return out
 
 
@@ -605,16 +621,19 @@ def _run(p: dict[str, Any], device: torch.device) -> dict[str, Any]:
     counts, layers, timings, projections, whole = [], [], [], [], []
     budget = p["whole_net_budget_gb"] * 1e9
     for net_name in NETS:
+        full = {sh: count(net_name, sh, p["width"], p["in_size"]) for sh in SHARINGS}
+        timed = {sh: count(net_name, sh, p["time_width"], p["in_size"]) for sh in SHARINGS}
+        lts = time_net_layers({sh: timed[sh][1] for sh in SHARINGS}, p["time_batches"],
+                              p["time_fraction"], device, p["seed"], p["min_run_time_s"])
         for sharing in SHARINGS:
-            nc, full_rows = count(net_name, sharing, p["width"], p["in_size"])
+            nc, full_rows = full[sharing]
+            tc, timed_rows = timed[sharing]
+            lt = lts[sharing]
             counts.append(nc)
             for r in full_rows:
                 layers.append({"net": net_name, "sharing": sharing, "layer": r.name,
                                "kind": r.kind, "weights": r.weights, "params": r.params,
                                "macs": r.macs})
-            tc, timed_rows = count(net_name, sharing, p["time_width"], p["in_size"])
-            lt = time_net_layers(timed_rows, p["time_batches"], p["time_fraction"], device,
-                                 p["seed"], p["min_run_time_s"])
             timings.append((net_name, sharing, lt))
             projections.append(project(net_name, sharing, lt, full_rows, nc.parameters,
                                        p["batch_size"], p["num_epochs"], p["workers"],
@@ -917,7 +936,9 @@ def prose(res: dict[str, Any], info: dict[str, Any]) -> dict[str, str]:
         f"{device_name(info)} with {res['threads']} thread(s). Locally connected layers "
         f"are timed with a contiguous copy of the unfolded input before the batched "
         f"matrix product, which gives the same numbers as the model's layer but avoids a "
-        f"slow path of CPU matrix products on strided inputs.")
+        f"slow path of CPU matrix products on strided inputs. The two versions of a net "
+        f"are timed in turn, layer by layer, so that changes in the machine's load during "
+        f"the run affect both alike; linear layers, identical in both, are timed once.")
     total = sum(len(lt) for _, _, lt in res["timings"])
     falls = sum(t.fallback for _, _, lt in res["timings"] for t in lt)
     out["fallback_sentence"] = (
