@@ -56,7 +56,7 @@ timeout_s = 300  # seconds the processes may take before they are stopped [range
 model_width = 64  # ResNet-18 width in the model, 64 as published [range: 1..]
 model_in_size = 224  # image side in the model, pixels [range: 32..]
 model_batch = 1024  # images per step for all workers together, in the model [range: 1..]
-model_workers_max = 1024  # most workers in the model, a power of two [range: 2..]
+model_workers_max = 1024  # most workers in the model, a power of two [range: 8..]
 dc_bandwidth_gbs = 25.0  # assumed datacenter link bandwidth per direction, GB/s [range: >0]
 dc_latency_us = 5.0  # assumed datacenter link latency per message, microseconds [range: 0..]
 
@@ -230,10 +230,11 @@ glue("fig-parallel-model-time", charts.figure(ch.chart_model(res, "time"),
 # The rule: a comparison is *for* the essay when the convolutional net sends at least
 # {glue:text}`margin:.1f` times the locally connected net's bytes, *against* it in the
 # reverse case; the claim is *supported* when every comparison is for it, *not
-# supported* when none is, and *mixed* otherwise. Which regime the essay has in mind
-# decides the answer: with every worker holding a replica, sharing is what keeps the
-# traffic small; with every worker owning a piece of the image, sharing is what forces
-# a global exchange.
+# supported* when none is, and *mixed* otherwise. Which regime one has in mind decides
+# the first two comparisons: with every worker holding a replica, sharing is what keeps
+# the traffic small; with every worker owning a piece of the image, sharing is what
+# forces a global exchange. The third asks which net can be spread over processors more
+# cheaply at all, each split its own best way.
 
 # %% tags=["hide-input"]
 rec = results.record(
