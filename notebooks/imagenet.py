@@ -56,11 +56,11 @@ from myst_nb import glue
 
 from gardenpath import charts, results
 from gardenpath.chapters import imagenet as ch
-from gardenpath.measure.device import describe, resolve_device
+from gardenpath.measure.device import describe, prepare
 
 charts.enable()
 pd.set_option("display.max_colwidth", None)
-dev = resolve_device(device)
+dev = prepare(device, threads=threads)  # float32 means float32: TF32 off on GPUs
 info = describe(dev)
 params = {
     "device": device, "seed": seed, "in_size": in_size, "width": width,

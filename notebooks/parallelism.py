@@ -66,10 +66,10 @@ from myst_nb import glue
 
 from gardenpath import charts, results
 from gardenpath.chapters import parallelism as ch
-from gardenpath.measure.device import describe, resolve_device
+from gardenpath.measure.device import describe, prepare
 
 charts.enable()
-dev = resolve_device(device)
+dev = prepare(device, threads=threads)  # float32 means float32: TF32 off on GPUs
 info = describe(dev)
 params = {
     "device": device, "seed": seed, "world_size": world_size, "canvas": canvas,

@@ -933,7 +933,9 @@ def prose(res: dict[str, Any], info: dict[str, Any]) -> dict[str, str]:
     out["method_sentence"] = (
         f"Each weight layer was built on its own, {width_part}, and its forward and "
         f"backward pass timed {strip_part}, at batches of {batches} images, on "
-        f"{device_name(info)} with {res['threads']} thread(s). Locally connected layers "
+        f"{device_name(info)} with {res['threads']} thread(s), in float32 (TensorFloat-32 "
+        f"off on GPUs, so that cuDNN's convolutions and the locally connected layers' "
+        f"matrix products do the same arithmetic). Locally connected layers "
         f"are timed with a contiguous copy of the unfolded input before the batched "
         f"matrix product, which gives the same numbers as the model's layer but avoids a "
         f"slow path of CPU matrix products on strided inputs. The two versions of a net "
