@@ -160,5 +160,6 @@ def glue_all(numbers: dict[str, Any], prefix: str = "") -> None:
     from myst_nb import glue
 
     for name, value in numbers.items():
+        value = _clean(value)  # numpy scalars to Python, so format specs apply
         if isinstance(value, (int, float, str)):
             glue(prefix + name, value, display=False)
