@@ -37,7 +37,7 @@ browser:
 	   >/dev/null) || echo "note: no chromium; browser tests will skip (run as root to install)"; }
 
 test: $(STAMP) browser
-	$(PY) -m ruff check src tests benchmarks notebooks
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q $(ARGS)
 
 bench: $(STAMP)
