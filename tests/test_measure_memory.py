@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -74,3 +76,17 @@ def test_cuda_peak_of_known_allocation():
     assert m.baseline_bytes >= base.numel() * 4
     assert m.end_bytes == 0
     assert "max_memory_allocated" in m.method
+
+
+def test_quiet_fd2_silences_only_its_block(capfd):
+    from gardenpath.measure.memory import quiet_fd2
+
+    with quiet_fd2():
+        os.write(2, b"hidden")
+    os.write(2, b"shown")
+    assert capfd.readouterr().err == "shown"
+
+
+def test_cpu_peak_leaves_no_profiler_lines_on_stderr(capfd):
+    peak_memory(lambda: torch.ones(256, 256), "cpu")
+    assert "USDT" not in capfd.readouterr().err

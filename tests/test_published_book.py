@@ -11,6 +11,8 @@ import pytest
 from browser import check_pages
 from conftest import REPO, copy_repo_tree, gp
 
+from gardenpath.results import without_measurements
+
 pytestmark = pytest.mark.slow
 
 CHAPTERS = ["energy", "sharing_moves", "imagenet", "parallelism", "sharing_buys",
@@ -107,20 +109,6 @@ def test_ledger_follows_a_changed_results_file(smoke_book: Path, smoke_tree: Pat
         path.write_bytes(original)
 
 
-def strip_measurements(data: dict) -> dict:
-    """A results record without the fields declared as machine readings."""
-    from gardenpath.results import MEASUREMENT_FIELDS
-
-    data = json.loads(json.dumps(data))
-    for field in MEASUREMENT_FIELDS:
-        parts = field.split(".")
-        node = data
-        for part in parts[:-1]:
-            node = node.get(part, {})
-        node.pop(parts[-1], None)
-    return data
-
-
 def test_two_smoke_runs_from_clean_agree_except_measurements(smoke_tree: Path,
                                                              tmp_path: Path) -> None:
     again = copy_repo_tree(tmp_path / "again")
@@ -129,4 +117,4 @@ def test_two_smoke_runs_from_clean_agree_except_measurements(smoke_tree: Path,
     for chapter in CHAPTERS[:-1]:
         first = json.loads((smoke_tree / "results" / "smoke" / f"{chapter}.json").read_text())
         second = json.loads((again / "results" / "smoke" / f"{chapter}.json").read_text())
-        assert strip_measurements(first) == strip_measurements(second), chapter
+        assert without_measurements(first) == without_measurements(second), chapter

@@ -24,6 +24,25 @@ VERDICTS = ("supported", "not supported", "mixed")
 #: results: two runs of the same profile may differ in these and nowhere else.
 MEASUREMENT_FIELDS = ("measurements", "provenance.date", "provenance.wall_time_s",
                       "provenance.device")
+#: Where a chapter's verdict rests on a reading of the machine (a measured time share, a
+#: measured speed ratio), its record says ``verdict_basis: "measurements"``, and then
+#: these fields are readings too.
+MEASURED_VERDICT_FIELDS = ("verdict", "why")
+
+
+def without_measurements(data: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a results record without the fields that are readings of the machine."""
+    data = json.loads(json.dumps(data))
+    fields = list(MEASUREMENT_FIELDS)
+    if data.get("verdict_basis") == "measurements":
+        fields += MEASURED_VERDICT_FIELDS
+    for field in fields:
+        *parents, leaf = field.split(".")
+        node = data
+        for part in parents:
+            node = node.get(part, {})
+        node.pop(leaf, None)
+    return data
 
 SCHEMA = 1
 
@@ -68,6 +87,7 @@ def record(
     params: dict[str, Any] | None = None,
     device: dict[str, Any] | None = None,
     seed: int | None = None,
+    verdict_basis: str = "numbers",
 ) -> dict[str, Any]:
     """Write this chapter's results file and return its content.
 
@@ -80,7 +100,13 @@ def record(
         params: the parameter values the run used.
         device: the device description (:func:`gardenpath.measure.device.describe`).
         seed: the seed the run used.
+        verdict_basis: ``"numbers"`` when the verdict follows from computed results only,
+            ``"measurements"`` when it rests on readings of the machine (then a rerun may
+            reach another verdict, and the record says so).
     """
+    if verdict_basis not in ("numbers", "measurements"):
+        raise ResultsError(f"verdict_basis must be 'numbers' or 'measurements', "
+                           f"got {verdict_basis!r}")
     if verdict not in VERDICTS:
         raise ResultsError(f"verdict must be one of {VERDICTS}, got {verdict!r}")
     from gardenpath.measure.provenance import collect
@@ -93,6 +119,7 @@ def record(
             "chapter": chapter_name(),
             "claim": claim,
             "verdict": verdict,
+            "verdict_basis": verdict_basis,
             "why": why,
             "numbers": numbers,
             "measurements": measurements or {},
@@ -156,10 +183,16 @@ def file_digest(path: str | Path) -> str | None:
 
 
 def glue_all(numbers: dict[str, Any], prefix: str = "") -> None:
-    """Glue every number for ``{glue:text}`` in the page's prose, hidden from the output."""
+    """Glue every number for ``{glue:text}`` in the page's prose, hidden from the output.
+
+    A value that could not be computed (``None``, NaN) is glued as NaN, so the prose shows
+    ``nan`` where the number would stand instead of the page failing to build.
+    """
     from myst_nb import glue
 
     for name, value in numbers.items():
         value = _clean(value)  # numpy scalars to Python, so format specs apply
+        if value is None:
+            value = float("nan")
         if isinstance(value, (int, float, str)):
             glue(prefix + name, value, display=False)

@@ -88,6 +88,8 @@ def collect(root: str | Path, profile: str) -> list[Entry]:
         prov = data.get("provenance", {})
         status = "ok"
         note = ""
+        if data.get("verdict_basis") == "measurements":
+            note = "this verdict rests on measured times: a rerun may differ"
         if latest.get("status") not in (None, "ok"):
             status = "failed"
             note = (f"latest run {latest['status']} ({latest.get('when', '?')}); "
