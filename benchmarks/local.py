@@ -1,0 +1,768 @@
+"""The locally connected layer, forward + backward, against baselines and the hardware floor.
+
+Contenders, all computing the same layer (in = out channels, stride 1, no padding) from
+the same weights, checked against ours with ``allclose`` before they are timed:
+
+* ``ours``: :class:`gardenpath.models.local.LocallyConnected2d` (unfold + one ``bmm``);
+* ``candidate``: the same weights through the layouts proposed in
+  :mod:`benchmarks.local_candidate` (evidence for a fix, not the book's layer);
+* ``broadcast``: the formulation common in public PyTorch snippets,
+  ``(x_unf[:, None] * w[None]).sum(2)`` with ``w`` of shape (O, C*kh*kw, L), which
+  materialises a (B, O, C*kh*kw, L) product;
+* ``keras1``: Keras's ``implementation=1`` (``local_conv``): a Python loop over output
+  positions slices each patch, the patches are concatenated to (L, B, K) and one batched
+  matmul follows;
+* ``keras2``: Keras's ``implementation=2`` (``local_conv_matmul``): one dense
+  (C*H*W) x (O*Ho*Wo) kernel times a 0/1 mask, then one matmul;
+* ``conv``: ``nn.Conv2d`` of the same shape (the same FLOPs per image, shared weights).
+
+A step is ``y = layer(x); y.backward(dy)`` with ``x`` requiring grad and every ``.grad``
+cleared first. Time: :func:`gardenpath.measure.timing.time_fn` (median and IQR). Peak
+memory: :func:`gardenpath.measure.memory.peak_memory` (allocator events) plus the bytes
+the contender held before the step (its parameters and buffers, ``x``, ``dy``).
+
+Floor: ``max(bytes / bandwidth, FLOPs / FLOP rate)`` with the bytes and FLOPs of the
+three passes from :func:`gardenpath.measure.traffic.layer_traffic` and the ceilings
+measured on this device by :mod:`gardenpath.measure.roofline` (copy bandwidth, matmul
+FLOP/s), each the best of a measurement at the start and at the end of the run. The
+bandwidth used for a shape is the best measured at any working set at least as large as
+the bytes the step touches (its six tensors), so a layer that fits in cache is held to
+the cache's bandwidth, not to DRAM's.
+
+Contenders whose estimated memory exceeds the limit (``--mem-limit-gib``) are not run
+and are reported as ``skipped: est. N GiB``; ``keras1`` is also skipped when its
+backward (one full-size input gradient per position) is estimated to exceed
+``--time-limit-s`` per step.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from benchmarks.common import (
+    env_markdown,
+    environment,
+    finish_environment,
+    fmt_bytes,
+    fmt_ratio,
+    fmt_time,
+    fmt_timing,
+    interleaved_timings,
+    log,
+    md_table,
+    verdict,
+)
+from benchmarks.local_candidate import candidate_forward
+from gardenpath.measure.device import resolve_device
+from gardenpath.measure.memory import peak_memory
+from gardenpath.measure.roofline import BandwidthPoint, Roofline
+from gardenpath.measure.traffic import layer_traffic
+from gardenpath.models.local import LocallyConnected2d
+
+F32 = 4  # bytes per float32 element
+
+#: Goals of issue 7.
+GOAL_VS_BROADCAST = 10.0  # ours at least this many times faster than broadcast
+GOAL_VS_FLOOR = 2.0  # ours within this factor of the floor ...
+GOAL_FLOOR_MAX_BATCH = 16  # ... at batch sizes up to this
+GOAL_MEMORY = 1.5  # peak within this factor of what must exist
+#: Keras impl. 1's step has ~8 autograd nodes per position; above this many positions
+#: its CPU peak memory (a profiler trace of every allocation) is not measured.
+KERAS1_MEMORY_MAX_L = 256
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One layer shape: input side, channels (in = out), square kernel, batch."""
+
+    in_size: int
+    channels: int
+    kernel: int
+    batch: int
+
+    @property
+    def out_size(self) -> int:
+        return self.in_size - self.kernel + 1
+
+    @property
+    def positions(self) -> int:
+        """L = H_out * W_out."""
+        return self.out_size**2
+
+    @property
+    def fan_in(self) -> int:
+        """K = C * k * k."""
+        return self.channels * self.kernel**2
+
+    @property
+    def label(self) -> str:
+        return f"{self.in_size}² C{self.channels} k{self.kernel} B{self.batch}"
+
+    # element counts (float32 bytes = 4x)
+    @property
+    def x_elems(self) -> int:
+        return self.batch * self.channels * self.in_size**2
+
+    @property
+    def y_elems(self) -> int:
+        return self.batch * self.channels * self.positions
+
+    @property
+    def w_elems(self) -> int:
+        """Unshared weights L * K * O."""
+        return self.positions * self.fan_in * self.channels
+
+    @property
+    def cols_elems(self) -> int:
+        """The unfolded input B * K * L."""
+        return self.batch * self.fan_in * self.positions
+
+    def required_bytes(self) -> int:
+        """What a training step of the locally connected layer must hold at once.
+
+        Weights and bias, their gradients, the input and its gradient, the output and
+        its gradient: ``2 (L K O + O L + B C H W + B O L)`` float32 elements.
+        """
+        bias = self.channels * self.positions
+        return 2 * F32 * (self.w_elems + bias + self.x_elems + self.y_elems)
+
+
+#: A grid that sweeps one factor at a time around (16², C32, k3, B16), plus corners.
+FULL_GRID = [
+    *[Shape(s, 32, 3, 16) for s in (8, 16, 32, 64)],
+    *[Shape(16, c, 3, 16) for c in (16, 64, 128)],
+    Shape(16, 32, 5, 16),
+    *[Shape(16, 32, 3, b) for b in (1, 4, 64)],
+    Shape(64, 32, 5, 1),
+    Shape(8, 128, 5, 64),
+]
+QUICK_GRID = [Shape(8, 16, 3, 1), Shape(16, 32, 3, 16), Shape(16, 16, 5, 4)]
+
+
+# --------------------------------------------------------------------------- contenders
+
+
+@dataclass
+class Built:
+    """A contender ready to run: a forward function and the leaves whose grads it fills.
+
+    Attributes:
+        forward: ``x -> y`` of shape (B, O, H_out, W_out).
+        params: leaf tensors whose ``.grad`` a step fills (cleared before each step).
+        held: tensors alive before a step (parameters, masks), for the memory total.
+        weight_grad: the weight gradient in ours' (L, K, O) layout, for the check
+            (``None`` for the convolution, whose weights differ).
+    """
+
+    forward: Callable[[torch.Tensor], torch.Tensor]
+    params: list[torch.Tensor]
+    held: list[torch.Tensor]
+    weight_grad: Callable[[], torch.Tensor] | None
+
+
+def _build_ours(ref: LocallyConnected2d, shape: Shape) -> Built:
+    return Built(ref, [ref.weight, ref.bias], [ref.weight, ref.bias], lambda: ref.weight.grad)
+
+
+def _build_candidate(ref: LocallyConnected2d, shape: Shape) -> Built:
+    return Built(lambda x: candidate_forward(ref, x), [ref.weight, ref.bias],
+                 [ref.weight, ref.bias], lambda: ref.weight.grad)
+
+
+def _build_broadcast(ref: LocallyConnected2d, shape: Shape) -> Built:
+    w = ref.weight.detach().permute(2, 1, 0).contiguous().requires_grad_()  # (O, K, L)
+    bias = ref.bias.detach().clone().requires_grad_()
+    k = shape.kernel
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        cols = F.unfold(x, k)  # (B, K, L)
+        y = (cols[:, None] * w[None]).sum(2)  # (B, 1, K, L) * (1, O, K, L) -> (B, O, L)
+        return y.view(x.shape[0], shape.channels, shape.out_size, shape.out_size) + bias
+
+    return Built(forward, [w, bias], [w, bias], lambda: w.grad.permute(2, 1, 0))
+
+
+def _build_keras1(ref: LocallyConnected2d, shape: Shape) -> Built:
+    w = ref.weight.detach().clone().requires_grad_()  # (L, K, O), as Keras's kernel
+    bias = ref.bias.detach().clone().requires_grad_()
+    k, n = shape.kernel, shape.out_size
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        b = x.shape[0]
+        patches = [x[:, :, i:i + k, j:j + k].reshape(b, -1)  # (B, K) per position
+                   for i in range(n) for j in range(n)]
+        out = torch.bmm(torch.stack(patches), w)  # (L, B, K) @ (L, K, O) -> (L, B, O)
+        return out.permute(1, 2, 0).reshape(b, shape.channels, n, n) + bias
+
+    return Built(forward, [w, bias], [w, bias], lambda: w.grad)
+
+
+def _dense_index(shape: Shape) -> torch.Tensor:
+    """(L, K) flat input index ``c*H*W + h*W + w`` feeding each position's K weights."""
+    s, k, n = shape.in_size, shape.kernel, shape.out_size
+    c = torch.arange(shape.channels).view(-1, 1, 1)
+    i = torch.arange(k).view(1, -1, 1)
+    j = torch.arange(k).view(1, 1, -1)  # index arithmetic on the CPU; moved by the caller
+    rows = []
+    for lh in range(n):
+        for lw in range(n):
+            rows.append((c * s * s + (lh + i) * s + (lw + j)).reshape(-1))  # (K,)
+    return torch.stack(rows)  # (L, K)
+
+
+def _build_keras2(ref: LocallyConnected2d, shape: Shape) -> Built:
+    n_in, L, o = shape.channels * shape.in_size**2, shape.positions, shape.channels
+    dev = ref.weight.device
+    idx = _dense_index(shape).to(dev)  # (L, K)
+    pos = torch.arange(L, device=dev).view(-1, 1)  # (L, 1)
+    kernel = torch.zeros(n_in, o, L, device=dev)  # (C*H*W, O, L); (C*H*W, O*L) as Keras
+    mask = torch.zeros(n_in, o, L, device=dev)
+    with torch.no_grad():
+        kernel[idx, :, pos] = ref.weight.detach()  # (L, K, O) into the dense kernel
+        mask[idx, :, pos] = 1.0
+    kernel.requires_grad_()
+    bias = ref.bias.detach().clone().requires_grad_()
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        flat = (kernel * mask).view(n_in, o * L)  # (C*H*W, O*L), mostly zeros
+        y = x.reshape(x.shape[0], -1) @ flat  # (B, O*L)
+        return y.view(x.shape[0], o, shape.out_size, shape.out_size) + bias
+
+    return Built(forward, [kernel, bias], [kernel, mask, bias],
+                 lambda: kernel.grad[idx, :, pos])
+
+
+def _build_conv(ref: LocallyConnected2d | None, shape: Shape,
+                device: torch.device | None = None) -> Built:
+    conv = nn.Conv2d(shape.channels, shape.channels, shape.kernel, device=device)
+    return Built(conv, [conv.weight, conv.bias], [conv.weight, conv.bias], None)
+
+
+def _est_ours(s: Shape) -> int:
+    # W, dW; cols saved, its permuted copy and its gradient; x, dx, y, dy, bias
+    return F32 * (2 * s.w_elems + 3 * s.cols_elems + 3 * s.x_elems + 3 * s.y_elems)
+
+
+def _est_broadcast(s: Shape) -> int:
+    # the (B, O, K, L) product, twice at once in backward (grad wrt both factors)
+    product = s.batch * s.channels * s.fan_in * s.positions
+    return _est_ours(s) + F32 * 2 * product
+
+
+def _est_keras1(s: Shape) -> int:
+    return _est_ours(s) + F32 * 2 * s.cols_elems
+
+
+def _est_keras2(s: Shape) -> int:
+    dense = s.channels * s.in_size**2 * s.channels * s.positions
+    # kernel and mask held; masked kernel, its gradient, the kernel's gradient
+    return F32 * (5 * dense + 3 * s.x_elems + 3 * s.y_elems)
+
+
+def _est_conv(s: Shape) -> int:
+    return F32 * (2 * s.cols_elems + 3 * s.x_elems + 3 * s.y_elems)
+
+
+def _sec_keras1(s: Shape, bytes_per_s: float) -> float:
+    """Keras-1's backward writes and adds one full-size dX per position: ~3 L |X| bytes."""
+    return 3 * F32 * s.positions * s.x_elems / bytes_per_s
+
+
+@dataclass(frozen=True)
+class Contender:
+    """A named implementation: how to build it and how much memory it will need."""
+
+    key: str
+    label: str
+    build: Callable[[LocallyConnected2d, Shape], Built]
+    estimate_bytes: Callable[[Shape], int]
+    same_weights: bool  # computes exactly our layer (checked against it)
+
+
+CONTENDERS = [
+    Contender("ours", "ours (models.local)", _build_ours, _est_ours, True),
+    Contender("candidate", "candidate layout", _build_candidate, _est_ours, True),
+    Contender("conv", "Conv2d (shared)", _build_conv, _est_conv, False),
+    Contender("keras1", "Keras impl. 1 (loop)", _build_keras1, _est_keras1, True),
+    Contender("broadcast", "unfold-broadcast", _build_broadcast, _est_broadcast, True),
+    Contender("keras2", "Keras impl. 2 (dense mask)", _build_keras2, _est_keras2, True),
+]
+
+
+# --------------------------------------------------------------------------- ceilings
+
+
+def measure_ceilings(device: torch.device, min_run_time_s: float = 0.1) -> Roofline:
+    """This device's copy bandwidth across working sets and its matmul FLOP/s."""
+    return Roofline.measure(device, min_run_time_s=min_run_time_s)
+
+
+def best_of(a: Roofline, b: Roofline) -> Roofline:
+    """The higher of two measurements of each ceiling (the floor should be the lowest)."""
+    points = []
+    for pa, pb in zip(a.bandwidth, b.bandwidth, strict=True):
+        points.append(pa if pa.bytes_per_s >= pb.bytes_per_s else pb)
+    main = max(points, key=lambda p: p.working_set_bytes)
+    return Roofline(peak_flops_per_s=max(a.peak_flops_per_s, b.peak_flops_per_s),
+                    peak_bytes_per_s=main.bytes_per_s, device=a.device, dtype=a.dtype,
+                    bandwidth=points)
+
+
+def bandwidth_for(points: list[BandwidthPoint], working_set_bytes: int) -> BandwidthPoint:
+    """The fastest measured point whose working set is at least ``working_set_bytes``.
+
+    Data that fit in a cache level can stream at that level's speed, but no faster than
+    the best speed measured at any working set that large; past the largest measured
+    set, the largest (main memory) applies.
+    """
+    fits = [p for p in points if p.working_set_bytes >= working_set_bytes]
+    if not fits:
+        return max(points, key=lambda p: p.working_set_bytes)
+    return max(fits, key=lambda p: p.bytes_per_s)
+
+
+def floor_for(shape: Shape, roof: Roofline, sharing: str = "local") -> dict[str, Any]:
+    """The floor of one training step: ``max(bytes / bandwidth, FLOPs / FLOP rate)``.
+
+    ``sharing="conv"`` gives the floor of the convolution of the same shape (same FLOPs,
+    ``L`` times fewer weight bytes).
+    """
+    t = layer_traffic(sharing, shape.channels, shape.channels, shape.kernel, shape.in_size,
+                      shape.batch)
+    touched = 2 * (t.weight_bytes + t.input_bytes + t.output_bytes)  # W, dW, X, dX, Y, dY
+    bw = bandwidth_for(roof.bandwidth, touched)
+    memory_s = t.total_bytes / bw.bytes_per_s
+    compute_s = t.total_flops / roof.peak_flops_per_s
+    return {
+        "bytes": t.total_bytes,
+        "flops": t.total_flops,
+        "touched_bytes": touched,
+        "bandwidth_bytes_per_s": bw.bytes_per_s,
+        "bandwidth_working_set_bytes": bw.working_set_bytes,
+        "flops_per_s": roof.peak_flops_per_s,
+        "memory_s": memory_s,
+        "compute_s": compute_s,
+        "floor_s": max(memory_s, compute_s),
+        "bound": "memory" if memory_s >= compute_s else "compute",
+    }
+
+
+def best_achieved_flops(rows: list[dict[str, Any]]) -> tuple[float, str] | None:
+    """The highest FLOP/s any contender reached on any shape, and who and where.
+
+    On a loaded machine the matmul measurement can come out below what a contender
+    (usually oneDNN's convolution) then achieves; a floor built on the lower number
+    would not be a floor.
+    """
+    best = None
+    for row in rows:
+        flops = row["floor"]["flops"]
+        for rec in row["contenders"].values():
+            if rec.get("status") == "ok":
+                rate = flops / rec["timing"]["median_s"]
+                if best is None or rate > best[0]:
+                    best = (rate, f"{rec['label']} at {row['label']}")
+    return best
+
+
+def bmm_only(shape: Shape, device: torch.device) -> Callable[[], None]:
+    """The three batched matmuls of a step alone, every operand laid out for BLAS.
+
+    ``Y = X_unf W`` (L, B, K) x (L, K, O); ``dW = X_unf^T G`` ; ``dX_unf = G W^T``: the
+    arithmetic of the layer without the gather (unfold), the scatter (fold), the bias or
+    autograd. No implementation built on ``bmm`` can be faster on this device, so it
+    separates the cost of the layout from the efficiency of small matrix products.
+    """
+    L, b, k, o = shape.positions, shape.batch, shape.fan_in, shape.channels
+    cols = torch.randn(L, b, k, device=device)
+    w = torch.randn(L, k, o, device=device)
+    g = torch.randn(L, b, o, device=device)
+
+    def three() -> None:
+        torch.bmm(cols, w)  # (L, B, O)
+        torch.bmm(cols.transpose(1, 2), g)  # (L, K, O)
+        torch.bmm(g, w.transpose(1, 2))  # (L, B, K)
+
+    return three
+
+
+# --------------------------------------------------------------------------- one shape
+
+
+def _clear(tensors: list[torch.Tensor]) -> None:
+    for t in tensors:
+        t.grad = None
+
+
+def _check(ref: dict[str, torch.Tensor], got: dict[str, torch.Tensor]) -> float:
+    """Largest absolute difference, relative to the reference's largest magnitude."""
+    worst = 0.0
+    for name, r in ref.items():
+        g = got[name]
+        scale = float(r.abs().max()) or 1.0
+        worst = max(worst, float((g - r).abs().max()) / scale)
+    return worst
+
+
+def run_shape(shape: Shape, roof: Roofline, device: torch.device, *, mem_limit_bytes: int,
+              time_limit_s: float, repeats: int, rounds: int, min_run_time_s: float,
+              contenders: list[Contender]) -> dict[str, Any]:
+    """Measure every contender on one shape; returns the shape's JSON-ready record.
+
+    Each contender that fits is built, run once and checked against ours (which also
+    warms it up); then all are timed in interleaved rounds; then each one's peak memory
+    is measured in a step of its own.
+    """
+    torch.manual_seed(0)
+    row: dict[str, Any] = {"shape": asdict(shape), "label": shape.label,
+                           "floor": floor_for(shape, roof),
+                           "conv_floor": floor_for(shape, roof, sharing="conv"),
+                           "required_bytes": shape.required_bytes(), "contenders": {}}
+    ours_fits = _est_ours(shape) <= mem_limit_bytes
+    ref_layer = (LocallyConnected2d(shape.channels, shape.channels, shape.kernel,
+                                    shape.in_size, device=device) if ours_fits else None)
+    x = torch.randn(shape.batch, shape.channels, shape.in_size, shape.in_size,
+                    device=device, requires_grad=True)
+    dy = torch.randn(shape.batch, shape.channels, shape.out_size, shape.out_size,
+                     device=device)
+    reference: dict[str, torch.Tensor] | None = None
+    ready: dict[str, tuple[Built, list[torch.Tensor]]] = {}
+    for c in contenders:
+        rec: dict[str, Any] = {"label": c.label, "estimate_bytes": c.estimate_bytes(shape)}
+        row["contenders"][c.key] = rec
+        if rec["estimate_bytes"] > mem_limit_bytes:
+            rec.update(status="skipped", reason=f"est. {rec['estimate_bytes'] / 2**30:.1f} "
+                       f"GiB > limit {mem_limit_bytes / 2**30:.1f} GiB")
+            continue
+        if c.same_weights and ref_layer is None:
+            rec.update(status="skipped", reason="needs ours' weights, which do not fit")
+            continue
+        if c.key == "keras1":
+            est_s = _sec_keras1(shape, roof.peak_bytes_per_s)
+            if est_s > time_limit_s:
+                rec.update(status="skipped", reason=f"est. {est_s:.0f} s per step > "
+                           f"limit {time_limit_s:.0f} s")
+                continue
+        log(f"  {shape.label}: build and check {c.key}")
+        built = (_build_conv(ref_layer, shape, device) if c.key == "conv"
+                 else c.build(ref_layer, shape))
+        leaves = [*built.params, x]
+        _clear(leaves)
+        y = built.forward(x)
+        y.backward(dy)  # the check's run is also the warm-up
+        got = {"y": y.detach(), "dx": x.grad.detach().clone()}
+        if built.weight_grad is not None:
+            got["dw"] = built.weight_grad().detach().clone()
+        if c.key == "ours":
+            reference = got
+            rec["check"] = "reference"
+        elif c.same_weights and reference is not None:
+            err = _check(reference, got)
+            rec["check_rel_err"] = err
+            rec["check"] = "ok" if err < 1e-4 else f"DIFFERS (rel. err {err:.1e})"
+        del got, y
+        ready[c.key] = (built, leaves)
+
+    def stepper(built: Built, leaves: list[torch.Tensor]) -> Callable[[], None]:
+        def step() -> None:
+            _clear(leaves)
+            built.forward(x).backward(dy)
+        return step
+
+    fns = {k: stepper(*v) for k, v in ready.items()}
+    if ref_layer is not None:
+        fns["bmm_only"] = bmm_only(shape, device)
+    log(f"  {shape.label}: timing {', '.join(fns)} in {rounds} interleaved rounds")
+    timings = interleaved_timings(fns, device=device, rounds=rounds, repeats=repeats,
+                                  min_run_time_s=min_run_time_s)
+    if "bmm_only" in timings:
+        row["bmm_only"] = {"timing": timings.pop("bmm_only"),
+                           "flops": row["floor"]["flops"]}
+    fns.clear()
+    for key, (built, leaves) in ready.items():
+        _clear(leaves)
+        held = sum(t.numel() * t.element_size() for t in built.held) + F32 * (
+            x.numel() + dy.numel())
+        rec = row["contenders"][key]
+        rec.update(status="ok", timing=timings[key], held_bytes=held)
+        if key == "keras1" and device.type == "cpu" and shape.positions > KERAS1_MEMORY_MAX_L:
+            # the CPU memory measurement records every allocator event in a profiler
+            # trace: ~8 autograd nodes per position made a 900-position step's trace take
+            # 2.4 GB of RAM, and a 3,844-position one ran the machine out of memory
+            rec.update(peak_bytes=None, resident_bytes=None, memory_method=(
+                f"not measured: {shape.positions} positions > {KERAS1_MEMORY_MAX_L} "
+                "(profiler trace too large)"))
+        else:
+            mem = peak_memory(lambda built=built: built.forward(x).backward(dy), device)
+            rec.update(peak_bytes=mem.peak_bytes, resident_bytes=held + mem.peak_bytes,
+                       memory_method=mem.method)
+        _clear(leaves)
+    ready.clear()
+    gc.collect()
+    _ratios(row)
+    return row
+
+
+def _median(row: dict[str, Any], key: str) -> float | None:
+    rec = row["contenders"].get(key, {})
+    return rec["timing"]["median_s"] if rec.get("status") == "ok" else None
+
+
+def _ratios(row: dict[str, Any]) -> None:
+    """Speed-ups of ours over each baseline, ours vs floor, memory ratio, goals."""
+    shape = Shape(**row["shape"])
+    for who in ("ours", "candidate"):
+        t = _median(row, who)
+        rec = row["contenders"].get(who, {})
+        if t is None:
+            continue
+        rec["speedup_over"] = {k: (_median(row, k) / t if _median(row, k) else None)
+                               for k in ("broadcast", "keras1", "keras2", "conv")}
+        rec["vs_floor"] = t / row["floor"]["floor_s"]
+        rec["memory_ratio"] = rec["resident_bytes"] / row["required_bytes"]
+        sp = rec["speedup_over"]["broadcast"]
+        rec["goals"] = {
+            "vs_broadcast": None if sp is None else sp >= GOAL_VS_BROADCAST,
+            "vs_floor": (rec["vs_floor"] <= GOAL_VS_FLOOR
+                         if shape.batch <= GOAL_FLOOR_MAX_BATCH else None),
+            "memory": rec["memory_ratio"] <= GOAL_MEMORY,
+        }
+
+
+# --------------------------------------------------------------------------- profile
+
+PROFILE_SHAPE = Shape(16, 32, 3, 16)
+
+
+def profile_ops(shape: Shape, device: torch.device, steps: int = 3,
+                top: int = 8) -> dict[str, list[dict[str, Any]]]:
+    """Where a step's time goes: ``torch.profiler`` op table for ours and the candidate.
+
+    For each, the ``top`` aten operators by self time (CPU, or CUDA on a GPU), with calls
+    per step. The profiler adds a few microseconds to every op, so ops called thousands of
+    times look more expensive than they are; the call counts are exact.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.manual_seed(0)
+    layer = LocallyConnected2d(shape.channels, shape.channels, shape.kernel, shape.in_size,
+                               device=device)
+    x = torch.randn(shape.batch, shape.channels, shape.in_size, shape.in_size,
+                    device=device, requires_grad=True)
+    dy = torch.randn(shape.batch, shape.channels, shape.out_size, shape.out_size,
+                     device=device)
+    cuda = device.type == "cuda"
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    key = "self_device_time_total" if cuda else "self_cpu_time_total"
+    out = {}
+    for name, fwd in (("ours", layer), ("candidate", lambda t: candidate_forward(layer, t))):
+        def step(fwd: Callable = fwd) -> None:
+            _clear([layer.weight, layer.bias, x])
+            fwd(x).backward(dy)
+
+        step()
+        with profile(activities=acts) as prof:
+            for _ in range(steps):
+                step()
+            if cuda:
+                torch.cuda.synchronize(device)
+        events = [e for e in prof.key_averages() if e.key.startswith("aten::")]
+        total = sum(getattr(e, key) for e in events) or 1.0
+        events.sort(key=lambda e: getattr(e, key), reverse=True)
+        out[name] = [{"op": e.key, "calls_per_step": e.count / steps,
+                      "self_us_per_step": getattr(e, key) / steps,
+                      "share": getattr(e, key) / total} for e in events[:top]]
+    return out
+
+
+# --------------------------------------------------------------------------- the report
+
+
+def _goal_cells(rec: dict[str, Any], shape: Shape, row: dict[str, Any]) -> list[str]:
+    if rec.get("status") != "ok":
+        return ["-"] * 3
+    g, sp = rec["goals"], rec["speedup_over"]["broadcast"]
+    if g["vs_broadcast"] is None:
+        b = row["contenders"].get("broadcast", {})
+        cell_b = verdict(None, b.get("reason", "not run"))
+    else:
+        cell_b = verdict(g["vs_broadcast"], f"{sp:.3g}x" + (
+            "" if g["vs_broadcast"] else f", {GOAL_VS_BROADCAST / sp:.2g}x short"))
+    if g["vs_floor"] is None:
+        cell_f = verdict(None, f"B > {GOAL_FLOOR_MAX_BATCH}")
+    else:
+        cell_f = verdict(g["vs_floor"], f"{rec['vs_floor']:.3g}x" + (
+            "" if g["vs_floor"] else f", {rec['vs_floor'] / GOAL_VS_FLOOR:.2g}x over"))
+    cell_m = verdict(g["memory"], f"{rec['memory_ratio']:.3g}x" + (
+        "" if g["memory"] else f", {rec['memory_ratio'] / GOAL_MEMORY:.2g}x over"))
+    return [cell_b, cell_f, cell_m]
+
+
+def render(data: dict[str, Any]) -> str:
+    """The markdown page section: conditions, goals table, all-contenders table, notes."""
+    env, roof = data["environment"], data["ceilings"]
+    rows = data["rows"]
+    goal_rows, detail_rows = [], []
+    for row in rows:
+        shape = Shape(**row["shape"])
+        fl = row["floor"]
+        for who in ("ours", "candidate"):
+            rec = row["contenders"][who]
+            t = rec.get("timing")
+            sp = rec.get("speedup_over", {})
+            goal_rows.append([
+                row["label"] if who == "ours" else "″",
+                rec["label"] if who == "ours" else "candidate (proposal)",
+                fmt_timing(t) if t else rec.get("reason", "-"),
+                f"{fmt_time(fl['floor_s'])} ({fl['bound']})",
+                (f"{fmt_time(row['bmm_only']['timing']['median_s'])} "
+                 f"({fmt_ratio(row['bmm_only']['timing']['median_s'] / fl['floor_s'])})"
+                 if row.get("bmm_only") and who == "ours" else ""),
+                fmt_ratio(sp.get("keras1")), fmt_ratio(sp.get("keras2")),
+                fmt_ratio(sp.get("conv")),
+                *_goal_cells(rec, shape, row),
+            ])
+        for key, c in row["contenders"].items():
+            ok = c.get("status") == "ok"
+            own_floor = row["conv_floor" if key == "conv" else "floor"]["floor_s"]
+            detail_rows.append([
+                row["label"], c["label"],
+                fmt_timing(c.get("timing")) if ok else f"skipped: {c.get('reason')}",
+                fmt_ratio(c["timing"]["median_s"] / own_floor) if ok else "-",
+                ("not measured" if c.get("resident_bytes") is None
+                 else fmt_bytes(c["resident_bytes"])) if ok else "-",
+                fmt_bytes(c["estimate_bytes"]),
+                c.get("check", "-") if ok else "-",
+            ])
+    bw = roof["bandwidth"]
+    bw_text = ", ".join(f"{fmt_bytes(p['working_set_bytes'])}: "
+                        f"{p['bytes_per_s'] / 1e9:.3g}" for p in bw)
+    n_goal = {"vs_broadcast": [0, 0], "vs_floor": [0, 0], "memory": [0, 0]}
+    for row in rows:
+        rec = row["contenders"]["ours"]
+        for k, v in rec.get("goals", {}).items():
+            if v is not None:
+                n_goal[k][0] += int(v)
+                n_goal[k][1] += 1
+    summary = "; ".join(f"{name}: {p}/{n} PASS" for name, (p, n) in
+                        [("10x over unfold-broadcast", n_goal["vs_broadcast"]),
+                         (f"within {GOAL_VS_FLOOR:g}x of the floor at B ≤ "
+                          f"{GOAL_FLOOR_MAX_BATCH}", n_goal["vs_floor"]),
+                         (f"peak memory within {GOAL_MEMORY:g}x", n_goal["memory"])])
+    return "\n\n".join([
+        "## Locally connected layer: forward + backward",
+        env_markdown(env),
+        f"- **Ceilings** (best of start and end of the run): "
+        f"{roof['peak_flops_per_s'] / 1e9:.3g} GFLOP/s ({data['flops_ceiling_source']}; "
+        f"the {data['ceilings_start']['peak_flops_per_s'] / 1e9:.3g} and "
+        f"{data['ceilings_end']['peak_flops_per_s'] / 1e9:.3g} GFLOP/s measured by "
+        f"`measure.roofline` at start and end); copy bandwidth in GB/s by working set: {bw_text}",
+        f"- **Memory limit** for a contender: {fmt_bytes(data['mem_limit_bytes'])} "
+        f"(estimated before it is built); Keras impl. 1 time limit "
+        f"{data['time_limit_s']:g} s per step",
+        f"**Goals, ours (`LocallyConnected2d`):** {summary}.",
+        "Times are one training step (forward, then backward with respect to the input, "
+        "weights and bias), median with the interquartile range. *Speed-up* columns are "
+        "the baseline's median over ours (above 1: ours is faster). The floor is "
+        "max(bytes / bandwidth, FLOPs / FLOP rate), bytes and FLOPs of the three passes "
+        "from `measure.traffic`. Memory: peak bytes allocated during the step plus "
+        "the bytes held before it, over the weights, bias, input, output and all their "
+        "gradients. The *candidate* row runs the same weights through the layout "
+        "proposed in `benchmarks/local_candidate.py` (not the book's layer). *3 bmm "
+        "alone* times only the step's three batched matrix products on contiguous "
+        "operands (no unfold, fold, bias or autograd): what any `bmm`-based layer costs "
+        "at least on this device.",
+        md_table(["shape", "implementation", "time", "floor", "3 bmm alone (÷ floor)",
+                  "speed-up over Keras 1",
+                  "over Keras 2", "over Conv2d", f"≥{GOAL_VS_BROADCAST:g}x over broadcast",
+                  f"≤{GOAL_VS_FLOOR:g}x floor (B≤{GOAL_FLOOR_MAX_BATCH})",
+                  f"memory ≤{GOAL_MEMORY:g}x"], goal_rows),
+        "### Every contender",
+        "*÷ its floor* is the time over the floor of the layer it computes (the "
+        "convolution's floor for Conv2d: same FLOPs, fewer weight bytes). "
+        "Resident memory is the measured peak plus what the contender held before the "
+        "step; the estimate is what decided whether it ran. *check* compares output, "
+        "input gradient and weight gradient with ours on the same weights (relative "
+        "error below 1e-4).",
+        md_table(["shape", "implementation", "time", "÷ its floor", "peak resident",
+                  "estimate", "check"],
+                 detail_rows),
+        *_profile_section(data.get("profile")),
+    ])
+
+
+def _profile_section(prof: dict[str, Any] | None) -> list[str]:
+    """The profiler tables (ours, candidate) as markdown blocks."""
+    if not prof:
+        return []
+    label = Shape(**prof["shape"]).label
+    blocks = [f"### Where the time goes ({label}, `torch.profiler`)",
+              "Self time of the heaviest aten operators per training step. The profiler "
+              "adds a few microseconds to every call, so an op called hundreds of times "
+              "per step is overstated; the call counts are exact. `aten::copy_` and "
+              "`aten::clone` called once per position are `bmm` copying operands whose "
+              "rows and columns are both strided; the candidate's operands are contiguous."]
+    for who in ("ours", "candidate"):
+        rows = [[r["op"], f"{r['calls_per_step']:g}", fmt_time(r["self_us_per_step"] / 1e6),
+                 f"{100 * r['share']:.0f}%"] for r in prof["ops"][who]]
+        blocks.append(md_table([f"{who}: operator", "calls per step", "self time per step",
+                                "share"], rows))
+    return blocks
+
+
+def run(quick: bool = False, *, device: str = "auto", mem_limit_gib: float = 3.0,
+        time_limit_s: float = 2.0, repeats: int = 5, rounds: int = 3,
+        min_run_time_s: float = 0.3, shapes: list[Shape] | None = None) -> dict[str, Any]:
+    """Run the locally connected benchmark; returns the JSON-ready results."""
+    dev = resolve_device(device)
+    env = environment(dev)
+    grid = shapes or (QUICK_GRID if quick else FULL_GRID)
+    log(f"local: measuring this device's ceilings ({len(grid)} shapes to run)")
+    roof_start = measure_ceilings(dev)
+    limit = int(mem_limit_gib * 2**30)
+    rows = []
+    for i, shape in enumerate(grid):
+        log(f"local [{i + 1}/{len(grid)}] {shape.label}")
+        rows.append(run_shape(shape, roof_start, dev, mem_limit_bytes=limit,
+                              time_limit_s=time_limit_s, repeats=repeats, rounds=rounds,
+                              min_run_time_s=min_run_time_s, contenders=CONTENDERS))
+    log(f"local: profiling ours and the candidate at {PROFILE_SHAPE.label}")
+    ops = profile_ops(PROFILE_SHAPE, dev)
+    roof_end = measure_ceilings(dev)
+    roof = best_of(roof_start, roof_end)
+    achieved = best_achieved_flops(rows)
+    flops_source = "measure.roofline: the faster of a large matmul and a convolution"
+    if achieved is not None and achieved[0] > roof.peak_flops_per_s:
+        # a contender beat the matmul measurement: the device can do at least that much
+        roof.peak_flops_per_s, flops_source = achieved[0], f"achieved by {achieved[1]}"
+    for row in rows:  # floors against the best ceilings seen
+        row["floor"] = floor_for(Shape(**row["shape"]), roof)
+        row["conv_floor"] = floor_for(Shape(**row["shape"]), roof, sharing="conv")
+        _ratios(row)
+    finish_environment(env)
+    data = {
+        "benchmark": "local",
+        "quick": quick,
+        "environment": env,
+        "ceilings": roof.as_dict(),
+        "flops_ceiling_source": flops_source,
+        "ceilings_start": roof_start.as_dict(),
+        "ceilings_end": roof_end.as_dict(),
+        "mem_limit_bytes": limit,
+        "time_limit_s": time_limit_s,
+        "rounds": rounds,
+        "repeats": repeats,
+        "goals": {"vs_broadcast": GOAL_VS_BROADCAST, "vs_floor": GOAL_VS_FLOOR,
+                  "floor_max_batch": GOAL_FLOOR_MAX_BATCH, "memory": GOAL_MEMORY},
+        "rows": rows,
+        "profile": {"shape": asdict(PROFILE_SHAPE), "ops": ops},
+    }
+    data["markdown"] = render(data)
+    return data
