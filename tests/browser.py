@@ -35,6 +35,10 @@ _ALL_SETTLED = """() => [...document.querySelectorAll('.gp-chart')].every(
     e => e.querySelector('svg .marks, svg.marks') || e.textContent.length > 0)"""
 
 
+_DRAWN = """() => [...document.querySelectorAll('.gp-chart')].filter(
+    e => e.querySelector('svg.marks, svg .marks')).length"""
+
+
 class _Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args) -> None:  # noqa: D102 - keep test output clean
         pass
@@ -82,8 +86,7 @@ def check_pages(html_dir: Path, pages: list[str], executable: str,
                     pass
                 page.wait_for_timeout(settle_ms)
                 rep.charts = page.locator(".gp-chart").count()
-                rep.charts_drawn = page.locator(".gp-chart svg .marks, .gp-chart svg.marks") \
-                    .count()
+                rep.charts_drawn = page.evaluate(_DRAWN)
                 rep.text = page.inner_text("body")
                 reports.append(rep)
                 ctx.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -230,3 +231,19 @@ def test_second_run_refuses_while_first_holds_the_lock(demo_tree: Path) -> None:
     assert "another gardenpath run is in progress" in r.stderr
     assert proc.wait(timeout=120) == 0
     shutil.rmtree(demo_tree / ".gardenpath" / "staging", ignore_errors=True)
+
+
+def test_a_chapter_reading_results_follows_them_within_one_run(tmp_path: Path) -> None:
+    root = make_tree(tmp_path / "t", {"demo": FIXTURES / "demo.py",
+                                      "reader": FIXTURES / "reader.py"})
+    first = _run_demo(root)
+    assert "demo: running" in first and "reader: running" in first
+    again = _run_demo(root)
+    assert "running" not in again, again  # nothing changed: both cached
+    changed = _run_demo(root, "--set", "demo.n_points=5")
+    assert "demo: running" in changed and "reader: running" in changed
+    assert "results changed" in changed
+    reader = json.loads((root / "results" / "smoke" / "reader.json").read_text())
+    assert reader["numbers"]["demo_total"] == sum(1.5 * i for i in range(5))
+    st = gp(root, "status", "--profile", "smoke")
+    assert re.search(r"^reader\s+fresh", st.stdout, re.M), st.stdout

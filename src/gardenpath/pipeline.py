@@ -214,6 +214,13 @@ def staleness(project: Project, profile: str, ch: Chapter) -> str | None:
 # --------------------------------------------------------------------------- plan
 
 
+def results_digest(project: Project, profile: str, chapter: str) -> str:
+    """Digest of every other chapter's results file: the key part of a chapter reading them."""
+    return _digest_text(json.dumps(
+        {o: file_digest(project.results_path(profile, o))
+         for o in project.chapters() if o != chapter}, sort_keys=True))
+
+
 @dataclass
 class Plan:
     """What a run will do: profile, the chapters it covers, and each one's decision."""
@@ -221,6 +228,7 @@ class Plan:
     profile: str
     chapters: list[Chapter]
     layers: list[str] = field(default_factory=list)
+    forced: bool = False
 
     def to_run(self) -> list[Chapter]:
         return [c for c in self.chapters if c.run]
@@ -275,9 +283,7 @@ def plan(
             "device": device_kind(resolved[name]),
         }
         if meta.get("reads_results"):
-            parts["results"] = _digest_text(json.dumps(
-                {o: file_digest(project.results_path(profile, o)) for o in names if o != name},
-                sort_keys=True))
+            parts["results"] = results_digest(project, profile, name)
         chapters.append(Chapter(name, resolved[name], parts, meta))
     # chapters that read others' results run last, after those results exist
     chapters.sort(key=lambda c: bool(c.meta.get("reads_results")))
@@ -293,7 +299,7 @@ def plan(
     for ch in selected:
         if ch.run:
             check_memory(ch)
-    return Plan(profile, selected, [w for w, _ in layers])
+    return Plan(profile, selected, [w for w, _ in layers], forced=force or bool(only))
 
 
 def available_memory_bytes(kind: str) -> int | None:
@@ -519,12 +525,13 @@ def execute(project: Project, plan_: Plan, jobs: int = 1, timeout_s: float | Non
             log=print) -> list[Outcome]:
     """Run the plan's stale chapters, ``jobs`` at a time; return one outcome per chapter."""
     outcomes: dict[str, Outcome] = {}
-    pending = plan_.to_run()
+    # chapters that read others' results are decided again once those have run
+    pending = [c for c in plan_.chapters if c.run or c.meta.get("reads_results")]
     for ch in plan_.chapters:
-        if not ch.run:
+        if ch not in pending:
             outcomes[ch.name] = Outcome(ch.name, "cached", note=f"key {ch.key}")
     running: list[_Job] = []
-    total = len(pending)
+    total = len(plan_.to_run())
     started = 0
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -538,8 +545,17 @@ def execute(project: Project, plan_: Plan, jobs: int = 1, timeout_s: float | Non
                 if pending[0].meta.get("reads_results") and running:
                     break
                 ch = pending.pop(0)
+                if ch.meta.get("reads_results"):
+                    ch.parts["results"] = results_digest(project, plan_.profile, ch.name)
+                    if not plan_.forced:
+                        why = staleness(project, plan_.profile, ch)
+                        ch.run, ch.reason = why is not None, why or "cached"
+                    if not ch.run:
+                        outcomes[ch.name] = Outcome(ch.name, "cached", note=f"key {ch.key}")
+                        continue
                 started += 1
-                log(f"[{started}/{total}] {ch.name}: running (key {ch.key}; {ch.reason})")
+                log(f"[{started}/{max(total, started)}] {ch.name}: running "
+                    f"(key {ch.key}; {ch.reason})")
                 running.append(_Job(project, plan_.profile, ch, timeout_s))
             time.sleep(0.1)
             for job in list(running):
