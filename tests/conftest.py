@@ -88,6 +88,8 @@ def copy_repo_tree(dest: Path) -> Path:
                         ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     shutil.copytree(REPO / "book", dest / "book",
                     ignore=shutil.ignore_patterns("_build", "chapters"))
+    if (REPO / "benchmarks" / "results").is_dir():  # the Performance page includes them
+        shutil.copytree(REPO / "benchmarks" / "results", dest / "benchmarks" / "results")
     if (REPO / "results" / "gpu").is_dir():
         shutil.copytree(REPO / "results" / "gpu", dest / "results" / "gpu")
     return dest
