@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -51,7 +52,8 @@ def test_pages_draw_offline_without_errors(built: Path, browser_exe: str) -> Non
         assert rep.failed_responses == [], (rep.url, rep.failed_responses)
         assert rep.charts_drawn == rep.charts, (rep.url, rep.charts, rep.charts_drawn)
     methods = (html / "book" / "methods.html").read_text()
-    assert "_static/mathjax/tex-svg.js" in methods and "cdn.jsdelivr" not in methods
+    assert "_static/mathjax/tex-svg.js" in methods
+    assert not re.search(r"<script[^>]*src=\"(https?:)?//", methods)  # nothing from a host
     demo = reports[-1]
     assert demo.charts == 1 and demo.charts_drawn == 1
     assert "Provenance" in demo.text
