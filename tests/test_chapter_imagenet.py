@@ -9,7 +9,6 @@ import torch
 from conftest import smoke_results
 
 from gardenpath.chapters import imagenet as ch
-from gardenpath.models.local import LocallyConnected2d
 from gardenpath.results import VERDICTS
 
 pytestmark = pytest.mark.slow
@@ -57,23 +56,6 @@ def test_strip_is_a_faithful_fraction(name, sharing):
     y = layer(torch.zeros(2, *s.in_shape))
     assert tuple(y.shape[1:]) == s.out_shape
     assert ch.strip(row, 1.0) is row
-
-
-def test_contiguous_local_matches_model_layer():
-    torch.manual_seed(0)
-    ref = LocallyConnected2d(3, 5, 3, (7, 6), stride=2, padding=1)
-    fast = ch.ContiguousLocal(3, 5, 3, (7, 6), stride=2, padding=1)
-    fast.load_state_dict(ref.state_dict())
-    x1 = torch.randn(4, 3, 7, 6, requires_grad=True)
-    x2 = x1.detach().clone().requires_grad_(True)
-    g = torch.randn(4, 5, *ref.out_size)
-    y1, y2 = ref(x1), fast(x2)
-    assert torch.allclose(y1, y2, atol=1e-6)
-    y1.backward(g)
-    y2.backward(g)
-    assert torch.allclose(x1.grad, x2.grad, atol=1e-6)
-    assert torch.allclose(ref.weight.grad, fast.weight.grad, atol=1e-6)
-    assert torch.allclose(ref.bias.grad, fast.bias.grad, atol=1e-6)
 
 
 def test_fit_line_by_hand():

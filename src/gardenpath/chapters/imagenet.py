@@ -34,7 +34,6 @@ from typing import Any
 import altair as alt
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
@@ -322,30 +321,6 @@ def memory_estimate(params: dict) -> int:
 # ---------------------------------------------------------------------------- timing
 
 
-class ContiguousLocal(LocallyConnected2d):
-    """:class:`LocallyConnected2d` whose batched matmul gets a contiguous operand.
-
-    The model's forward hands ``torch.bmm`` the permuted view of ``unfold``'s output,
-    ``(L, B, K)`` with no unit stride in its last two dimensions; on CPU that sends
-    ``bmm`` down a slow path (5-20x slower than on a contiguous copy at batch 4-16, and
-    worse backward). Timing that would charge the locally connected net for an
-    implementation detail, so the chapter times this version: the same arithmetic with
-    one explicit copy (the tests check both give the same output and gradients).
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b = x.shape[0]
-        cols = F.unfold(x, self.kernel_size, padding=self.padding, stride=self.stride)
-        # cols: (B, C*kh*kw, L)
-        cols = cols.permute(2, 0, 1).contiguous()  # (L, B, C*kh*kw)
-        out = torch.bmm(cols, self.weight)  # (L, B, out)
-        out = out.permute(1, 2, 0).reshape(b, self.out_channels, *self.out_size)
-        # out: (B, out, H_out, W_out)
-        if self.bias is not None:
-            out = out + self.bias
-        return out
-
-
 def strip(row: LayerRow, fraction: float) -> LayerRow:
     """The same layer cut to a horizontal strip of about ``fraction`` of its output rows.
 
@@ -385,8 +360,8 @@ def _make_layer(row: LayerRow, device: torch.device, seed: int) -> nn.Module:
     if row.kind == "linear":
         return nn.Linear(m.in_features, m.out_features, bias=m.bias is not None, device=device)
     if row.kind == "local":
-        return ContiguousLocal(m.in_channels, m.out_channels, m.kernel_size, m.in_size,
-                               m.stride, m.padding, m.bias is not None, device=device)
+        return LocallyConnected2d(m.in_channels, m.out_channels, m.kernel_size, m.in_size,
+                                  m.stride, m.padding, m.bias is not None, device=device)
     return nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding,
                      bias=m.bias is not None, device=device)
 
@@ -442,8 +417,7 @@ def time_layer(row: LayerRow, batches: Sequence[int], device: torch.device, seed
 
     Gradients stay allocated between calls (accumulated in place), so the time is the
     computation's and not the operating system's cost of fresh allocations. The first
-    layer of a net gets no input gradient, as in training. Locally connected layers are
-    timed as :class:`ContiguousLocal`.
+    layer of a net gets no input gradient, as in training.
     """
     layer = _make_layer(row, device, seed)
     opt = torch.optim.SGD(layer.parameters(), lr=1e-3, momentum=0.9)
@@ -510,9 +484,6 @@ def time_whole_net(net_name: str, sharing: str, width: int, in_size: int, batch:
 
     torch.manual_seed(seed)
     net = build(net_name, sharing, width, in_size, device=device)
-    for m in net.modules():
-        if isinstance(m, LocallyConnected2d):
-            m.__class__ = ContiguousLocal  # same state, the faster forward
     opt = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9)
     x, y = synthetic_imagenet_batch(batch, in_size, seed=seed, device=device)
     loss_fn = nn.CrossEntropyLoss()

@@ -130,20 +130,6 @@ def digits_data(canvas: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(x), torch.from_numpy(y_train)
 
 
-def contiguous_local(net: nn.Module) -> nn.Module:
-    """Give every locally connected layer the contiguous batched matmul (see chapter 3).
-
-    Same parameters and arithmetic; the model layer's strided ``bmm`` operand is many
-    times slower on CPU, which would charge the locally connected net for it.
-    """
-    from gardenpath.chapters.imagenet import ContiguousLocal
-
-    for m in net.modules():
-        if isinstance(m, LocallyConnected2d):
-            m.__class__ = ContiguousLocal
-    return net
-
-
 class _Comm:
     """This rank's place in a row-band split, and the counter its exchanges go to."""
 
@@ -270,7 +256,7 @@ class SpatialDigitsNet(nn.Module):
                 band.weight.copy_(m.weight[r0 * w_full:(r0 + rows) * w_full])
                 if m.bias is not None:
                     band.bias.copy_(m.bias[:, r0:r0 + rows])
-            return contiguous_local(band)
+            return band
         conv = nn.Conv2d(m.in_channels, m.out_channels, (kh, kw), 1, (0, kw // 2),
                          bias=m.bias is not None, device=m.weight.device)
         conv.load_state_dict(m.state_dict())
@@ -370,7 +356,7 @@ def _dp_run(sharing: str, cfg: dict[str, Any], x: torch.Tensor, y: torch.Tensor,
             rank: int, world: int, dev: torch.device) -> dict[str, Any]:
     """Data-parallel training with DDP; every gradient bucket counted."""
     torch.manual_seed(cfg["seed"])
-    net = contiguous_local(digits_net(sharing, cfg["canvas"], cfg["channels"])).to(dev)
+    net = digits_net(sharing, cfg["canvas"], cfg["channels"]).to(dev)
     n_params = sum(p.numel() for p in net.parameters())
     ddp = nn.parallel.DistributedDataParallel(
         net, device_ids=[dev.index] if dev.type == "cuda" else None)
@@ -404,7 +390,7 @@ def _sp_run(sharing: str, cfg: dict[str, Any], x: torch.Tensor, y: torch.Tensor,
             rank: int, world: int, dev: torch.device) -> dict[str, Any]:
     """Spatially partitioned training: halos, partial logits, shared-gradient sums."""
     torch.manual_seed(cfg["seed"])
-    full = contiguous_local(digits_net(sharing, cfg["canvas"], cfg["channels"])).to(dev)
+    full = digits_net(sharing, cfg["canvas"], cfg["channels"]).to(dev)
     counter = CommCounter()
     net = SpatialDigitsNet(full, cfg["canvas"], rank, world,
                            _Comm(rank, world, counter)).to(dev)
