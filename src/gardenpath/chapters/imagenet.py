@@ -906,10 +906,10 @@ def prose(res: dict[str, Any], info: dict[str, Any]) -> dict[str, str]:
         f"backward pass timed {strip_part}, at batches of {batches} images, on "
         f"{device_name(info)} with {res['threads']} thread(s), in float32 (TensorFloat-32 "
         f"off on GPUs, so that cuDNN's convolutions and the locally connected layers' "
-        f"matrix products do the same arithmetic). Locally connected layers "
-        f"are timed with a contiguous copy of the unfolded input before the batched "
-        f"matrix product, which gives the same numbers as the model's layer but avoids a "
-        f"slow path of CPU matrix products on strided inputs. The two versions of a net "
+        f"matrix products do the same arithmetic). The locally connected layer copies "
+        f"its unfolded input to a contiguous layout before the batched matrix product, "
+        f"which avoids a slow path of CPU matrix products on strided inputs. "
+        f"The two versions of a net "
         f"are timed in turn, layer by layer, so that changes in the machine's load during "
         f"the run affect both alike; linear layers, identical in both, are timed once.")
     total = sum(len(lt) for _, _, lt in res["timings"])
