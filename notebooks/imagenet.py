@@ -51,7 +51,6 @@ accelerator_memory_gb = 80.0  # memory of one accelerator, for the fits line, GB
 
 # %% tags=["hide-input"]
 import pandas as pd
-from IPython.display import Markdown
 from myst_nb import glue
 
 from gardenpath import charts, results
@@ -76,8 +75,7 @@ results.glue_all(numbers)
 results.glue_all(measurements)
 results.glue_all(ch.setup_values(res, info))
 results.glue_all(ch.anchor_numbers(), prefix="anchor_")
-for key, sentence in {**ch.prose(res, info), "why": why}.items():
-    glue(key, Markdown(sentence), display=False)
+results.glue_prose({**ch.prose(res, info), "why": why})
 glue("verdict", verdict, display=False)
 
 # %% [markdown]

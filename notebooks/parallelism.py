@@ -61,7 +61,6 @@ dc_bandwidth_gbs = 25.0  # assumed datacenter link bandwidth per direction, GB/s
 dc_latency_us = 5.0  # assumed datacenter link latency per message, microseconds [range: 0..]
 
 # %% tags=["hide-input"]
-from IPython.display import Markdown
 from myst_nb import glue
 
 from gardenpath import charts, results
@@ -85,8 +84,7 @@ numbers, measurements, verdict, why = ch.summarise(res)
 results.glue_all(numbers)
 results.glue_all(measurements)
 results.glue_all(ch.setup_values(res, info))
-for key, sentence in {**ch.prose(res, info), "why": why}.items():
-    glue(key, Markdown(sentence), display=False)
+results.glue_prose({**ch.prose(res, info), "why": why})
 glue("verdict", verdict, display=False)
 
 # %% [markdown]

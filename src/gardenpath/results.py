@@ -196,3 +196,12 @@ def glue_all(numbers: dict[str, Any], prefix: str = "") -> None:
             value = float("nan")
         if isinstance(value, (int, float, str)):
             glue(prefix + name, value, display=False)
+
+
+def glue_prose(sentences: dict[str, str]) -> None:
+    """Glue computed sentences (Markdown) for ``{glue:md}`` in the page's prose, hidden."""
+    from IPython.display import Markdown
+    from myst_nb import glue
+
+    for name, sentence in sentences.items():
+        glue(name, Markdown(sentence), display=False)
