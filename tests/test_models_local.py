@@ -1,10 +1,13 @@
 """LocallyConnected2d: equivalence with Conv2d, gradients, sharing, meta device, cost."""
 
+import shutil
+
 import pytest
 import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from gardenpath.models import lc_native
 from gardenpath.models.local import LocallyConnected2d, conv_out_size
 
 
@@ -102,12 +105,12 @@ class _Ops(TorchDispatchMode):
         return out
 
 
-def test_forward_is_one_batched_matmul_without_a_blown_up_intermediate():
+def test_bmm_path_is_one_batched_matmul_without_a_blown_up_intermediate():
     b, c, o, k, n = 4, 3, 5, 3, 7
     lc = LocallyConnected2d(c, o, k, n)
     x = torch.randn(b, c, n, n)
     with _Ops() as rec:
-        lc(x)
+        lc.forward_bmm(x)
     names = [name for name, _ in rec.ops]
     matmuls = [nm for nm in names if nm in ("bmm", "mm", "matmul", "baddbmm", "addmm", "einsum")]
     assert matmuls == ["bmm"], names
@@ -123,3 +126,124 @@ def test_rejects_wrong_input_shape_and_oversized_kernel():
         lc(torch.randn(1, 1, 9, 8))
     with pytest.raises(ValueError):
         conv_out_size(2, 5)
+
+
+# --------------------------------------------------------------------------- fused CPU kernel
+
+needs_native = pytest.mark.skipif(not lc_native.available(),
+                                  reason=f"fused kernel unavailable: {lc_native.status()}")
+
+#: (C, O, k, H, stride, padding, B): every code path of lc_kernel.c — dx by dot products
+#: (B <= 2, O % 16 == 0), by W @ G^T (B % 16 == 0), by transpose + gemm (the rest); full and
+#: half vector tiles and scalar column tails; kernel sizes with and without a specialised
+#: gather; strides and padding.
+NATIVE_CASES = [
+    (3, 5, 3, 7, 1, 0, 2), (4, 33, 5, 9, 2, 2, 3), (16, 16, 3, 16, 1, 1, 16),
+    (32, 32, 3, 10, 1, 1, 16), (3, 70, 5, 11, 1, 2, 1), (8, 20, 3, 10, 3, 1, 5),
+    (32, 32, 3, 10, 1, 0, 1), (5, 48, 3, 9, 1, 1, 2), (7, 16, 5, 12, 2, 1, 1),
+    (4, 64, 3, 8, 1, 1, 32), (3, 16, 2, 6, 1, 0, 17), (2, 3, 4, 9, 2, 0, 4),
+]
+
+
+@needs_native
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("case", NATIVE_CASES, ids=lambda c: "C{}O{}k{}H{}s{}p{}B{}".format(*c))
+def test_fused_kernel_equals_the_bmm_path(case, threads):
+    c, o, k, h, s, p, b = case
+    torch.manual_seed(0)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        lc = LocallyConnected2d(c, o, k, h, stride=s, padding=p)
+        x = torch.randn(b, c, h, h, requires_grad=True)
+        assert lc_native.applies(x, lc.weight)
+        y = lc(x)
+        dy = torch.randn_like(y)
+        got = torch.autograd.grad(y, (x, lc.weight, lc.bias), dy)
+        y_ref = lc.forward_bmm(x)  # the path gradcheck covers (float64 takes it)
+        want = torch.autograd.grad(y_ref, (x, lc.weight, lc.bias), dy)
+    finally:
+        torch.set_num_threads(before)
+    torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5)
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-5)
+
+
+@needs_native
+def test_fused_kernel_never_materialises_the_unfolded_input():
+    b, c, o, k, n = 16, 8, 8, 3, 12
+    lc = LocallyConnected2d(c, o, k, n, padding=1)
+    x = torch.randn(b, c, n, n, requires_grad=True)
+    with _Ops() as rec:
+        lc(x).backward(torch.randn(b, o, n, n))
+    unfolded = b * lc.num_positions * c * k * k
+    biggest = max(numel for _, numel in rec.ops)
+    assert biggest <= max(lc.weight.numel(), b * c * (n + 2) ** 2, b * o * n * n)
+    assert biggest < unfolded
+    assert not any(name in ("bmm", "im2col", "col2im") for name, _ in rec.ops)
+
+
+@needs_native
+def test_weight_gradient_pool_reuses_storage_only_when_nothing_holds_it():
+    lc = LocallyConnected2d(32, 32, 3, 16)  # 196 x 288 x 32 floats: above POOL_MIN_BYTES
+    assert lc.weight.numel() * 4 >= lc_native.POOL_MIN_BYTES
+    x = torch.randn(2, 32, 16, 16)
+    lc(x).sum().backward()
+    first = lc.weight.grad
+    pooled, kept = first.data_ptr(), first.clone()
+    lc.weight.grad = None
+    lc(x).sum().backward()  # `first` is still referenced: its storage must not be reused
+    assert lc.weight.grad.data_ptr() != pooled
+    torch.testing.assert_close(first, kept)
+    del first
+    lc.weight.grad = None  # now nothing but the pool holds that storage
+    lc(x).sum().backward()
+    assert lc.weight.grad.data_ptr() == pooled
+    torch.testing.assert_close(lc.weight.grad, kept)
+    assert lc_native.grad_pool.held_bytes() >= lc.weight.numel() * 4
+    # accumulation into an existing .grad adds (the pool never hands out .grad's storage)
+    g1 = lc.weight.grad.clone()
+    lc(x).sum().backward()
+    torch.testing.assert_close(lc.weight.grad, 2 * g1)
+
+
+@pytest.fixture
+def fresh_loader(monkeypatch, tmp_path):
+    """Forget the loaded kernel for one test, with a private cache directory."""
+    monkeypatch.setenv("GARDENPATH_CACHE_DIR", str(tmp_path / "cache"))
+    lc_native._load.cache_clear()
+    yield monkeypatch
+    monkeypatch.undo()
+    lc_native._load.cache_clear()
+
+
+def test_layer_falls_back_to_bmm_when_the_kernel_is_switched_off(fresh_loader):
+    fresh_loader.setenv("GARDENPATH_LC_NATIVE", "0")
+    assert not lc_native.available()
+    assert "GARDENPATH_LC_NATIVE=0" in lc_native.status()
+    lc = LocallyConnected2d(2, 3, 3, 6)
+    x = torch.randn(2, 2, 6, 6)
+    with _Ops() as rec:
+        y = lc(x)
+    assert "bmm" in [name for name, _ in rec.ops]
+    torch.testing.assert_close(y, lc.forward_bmm(x))
+
+
+def test_failed_compile_is_reported_and_the_layer_still_works(fresh_loader, tmp_path):
+    failing = shutil.which("false")  # a "compiler" that always fails
+    fresh_loader.setenv("CC", failing)
+    assert not lc_native.available()
+    assert lc_native.status().startswith("compile failed")
+    assert not any((tmp_path / "cache").glob("*.so"))  # nothing half-built left behind
+    lc = LocallyConnected2d(2, 3, 3, 6)
+    assert lc(torch.randn(1, 2, 6, 6)).shape == (1, 3, 4, 4)
+
+
+def test_kernel_source_is_part_of_the_chapters_cache_key(tmp_path):
+    from gardenpath.pipeline import tree_digest
+
+    (tmp_path / "a.py").write_text("x = 1\n")
+    (tmp_path / "k.c").write_text("int f(void) { return 1; }\n")
+    before = tree_digest(tmp_path)
+    (tmp_path / "k.c").write_text("int f(void) { return 2; }\n")
+    assert tree_digest(tmp_path) != before

@@ -115,11 +115,19 @@ def _digest_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+#: File types whose bytes enter a chapter's cache key (see :func:`tree_digest`).
+SOURCE_SUFFIXES = (".py", ".c")
+
+
 def tree_digest(folder: Path) -> str:
-    """SHA-256 over the relative paths and bytes of the ``*.py`` files under ``folder``."""
+    """SHA-256 over the relative paths and bytes of the source files under ``folder``.
+
+    Source: ``*.py`` and ``*.c`` (the locally connected layer's CPU kernel), so a change to
+    either re-runs the chapters that use it.
+    """
     h = hashlib.sha256()
-    for path in sorted(folder.rglob("*.py")):
-        if "__pycache__" in path.parts:
+    for path in sorted(folder.rglob("*")):
+        if path.suffix not in SOURCE_SUFFIXES or "__pycache__" in path.parts:
             continue
         h.update(str(path.relative_to(folder)).encode())
         h.update(b"\0")

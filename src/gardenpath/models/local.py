@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gardenpath.models import lc_native
+
 IntPair = int | tuple[int, int]
 
 
@@ -113,10 +115,27 @@ class LocallyConnected2d(nn.Module):
             nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Apply each position's filter to its patch: one ``bmm`` over positions."""
-        if tuple(x.shape[-2:]) != self.in_size or x.shape[-3] != self.in_channels:
+        """Apply each position's filter to its patch.
+
+        float32 on CPU goes through the fused kernel of :mod:`gardenpath.models.lc_native`
+        when it compiled (``lc_native.status()`` says); everything else (CUDA, float64, no
+        C compiler) through :meth:`forward_bmm`. Both compute the same function.
+        """
+        self._check_input(x)
+        if lc_native.applies(x, self.weight):
+            return lc_native.LocalFn.apply(x, self.weight, self.bias, self.kernel_size,
+                                           self.stride, self.padding, self.out_size)
+        return self.forward_bmm(x)
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if x.dim() != 4 or tuple(x.shape[-2:]) != self.in_size \
+                or x.shape[-3] != self.in_channels:
             raise ValueError(f"expected (B, {self.in_channels}, {self.in_size[0]}, "
                              f"{self.in_size[1]}), got {tuple(x.shape)}")
+
+    def forward_bmm(self, x: torch.Tensor) -> torch.Tensor:
+        """Unfold, then one ``torch.bmm`` over positions; autograd does the backward."""
+        self._check_input(x)
         b = x.shape[0]
         cols = F.unfold(x, self.kernel_size, padding=self.padding, stride=self.stride)
         # cols: (B, C*kh*kw, L)
