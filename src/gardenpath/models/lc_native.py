@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 SOURCE = Path(__file__).with_name("lc_kernel.c")
@@ -95,10 +94,14 @@ def _load() -> tuple[Any, str]:
     ptr, n = ctypes.c_void_p, ctypes.c_long
     lib.lc_work_floats.argtypes = [n] * 5
     lib.lc_work_floats.restype = n
-    lib.lc_forward.argtypes = [ptr] * 4 + [n] * 12
-    lib.lc_forward.restype = None
-    lib.lc_backward.argtypes = [ptr] * 6 + [n] * 12 + [ctypes.c_int] * 2
-    lib.lc_backward.restype = None
+    lib.lc_forward.argtypes = [ptr] * 5 + [n] * 13
+    lib.lc_forward.restype = ctypes.c_int
+    lib.lc_backward.argtypes = [ptr] * 6 + [n] * 13 + [ctypes.c_int] * 2
+    lib.lc_backward.restype = ctypes.c_int
+    lib.lc_pack.argtypes = [ptr] * 2 + [n] * 6
+    lib.lc_pack.restype = None
+    lib.lc_unpack.argtypes = [ctypes.POINTER(ptr), n, ptr] + [n] * 6
+    lib.lc_unpack.restype = None
     return lib, f"native ({Path(cc).name} {' '.join(FLAGS[:2])}, {lib_path.name})"
 
 
@@ -127,12 +130,14 @@ def _split(n: int) -> list[tuple[int, int]]:
 
 
 def _run(calls: list[Any]) -> None:
+    """Run the kernel calls (one per thread); a nonzero return means it ran out of memory."""
     if len(calls) == 1:
-        calls[0]()
-        return
-    with ThreadPoolExecutor(len(calls)) as pool:
-        for f in [pool.submit(c) for c in calls]:
-            f.result()
+        codes = [calls[0]()]
+    else:
+        with ThreadPoolExecutor(len(calls)) as pool:
+            codes = [f.result() for f in [pool.submit(c) for c in calls]]
+    if any(codes):
+        raise MemoryError("lc_kernel: could not allocate its offset table")
 
 
 #: Weight gradients at least this large are drawn from :class:`GradPool`.
@@ -194,7 +199,8 @@ def _p(t: torch.Tensor) -> ctypes.c_void_p:
 class LocalFn(torch.autograd.Function):
     """Forward and backward of a locally connected layer through the fused kernel.
 
-    Saves the padded input (not the unfolded one) and regathers patches in backward.
+    Saves the input, padded and batch-innermost (not unfolded): the kernel reads every
+    position's patches from it in place, in both passes.
     """
 
     @staticmethod
@@ -203,22 +209,24 @@ class LocalFn(torch.autograd.Function):
                 out_size: tuple[int, int]) -> torch.Tensor:
         lib = _load()[0]
         (kh, kw), (sh, sw), (ph, pw), (ho, wo) = kernel, stride, padding, out_size
-        b, c = x.shape[:2]
-        xp = F.pad(x, (pw, pw, ph, ph)).contiguous()  # (B, C, Hp, Wp)
+        b, c, h, w_in = x.shape
+        # the input batch-innermost and zero-padded, (Hp, Wp, C, B): see lc_kernel.c
+        xt = x.new_empty(h + 2 * ph, w_in + 2 * pw, c, b)
+        xc = x.contiguous()
+        lib.lc_pack(_p(xc), _p(xt), b, c, h, w_in, ph, pw)
         w = weight.contiguous()
+        bias_c = bias.contiguous() if bias is not None else None
         o = w.shape[2]
-        hp, wp = xp.shape[2:]
-        out = x.new_empty(ho * wo, b, o)  # (L, B, O)
-        geom = (b, c, hp, wp, kh, kw, sh, sw, wo, o)
-        nwork = lib.lc_work_floats(b, c, kh, kw, o)
+        hp, wp = xt.shape[:2]
+        y = x.new_empty(b, o, ho, wo)
+        geom = (b, c, hp, wp, kh, kw, sh, sw, ho, wo, o)
         parts = _split(ho * wo)
-        work = [x.new_empty(nwork) for _ in parts]
-        _run([lambda l0=l0, l1=l1, wk=wk: lib.lc_forward(_p(xp), _p(w), _p(out), _p(wk),
+        work = [x.new_empty(lib.lc_work_floats(b, c, kh, kw, o)) for _ in parts]
+        bias_p = _p(bias_c) if bias_c is not None else None
+        _run([lambda l0=l0, l1=l1, wk=wk: lib.lc_forward(_p(xt), _p(w), bias_p, _p(y), _p(wk),
                                                          l0, l1, *geom)
               for (l0, l1), wk in zip(parts, work, strict=True)])
-        y = out.view(ho, wo, b, o).permute(2, 3, 0, 1)  # (B, O, Ho, Wo), a view
-        y = y + bias if bias is not None else y.contiguous()
-        ctx.save_for_backward(xp, w)
+        ctx.save_for_backward(xt, w)
         ctx.geometry = (geom, (ph, pw), bias is not None)
         return y
 
@@ -226,28 +234,26 @@ class LocalFn(torch.autograd.Function):
     @once_differentiable
     def backward(ctx: Any, dy: torch.Tensor) -> tuple[Any, ...]:
         lib = _load()[0]
-        xp, w = ctx.saved_tensors
+        xt, w = ctx.saved_tensors
         geom, (ph, pw), has_bias = ctx.geometry
-        b, c, hp, wp, kh, kw, _, _, wo, o = geom
+        b, c, hp, wp, kh, kw = geom[:6]
+        o = geom[-1]
         want_dx, want_dw = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        g = dy.permute(2, 3, 0, 1).contiguous()  # (Ho, Wo, B, O) = (L, B, O)
-        n_pos = w.shape[0]
+        dy = dy.contiguous()  # (B, O, Ho, Wo), read in place by the kernel
         dw = grad_pool.take(w) if want_dw else w.new_empty(1)
-        parts = _split(n_pos)
-        # each thread scatters into its own padded input gradient; summed afterwards
-        dxps = [xp.new_zeros(xp.shape) if want_dx else xp.new_empty(1) for _ in parts]
-        nwork = lib.lc_work_floats(b, c, kh, kw, o)
-        work = [xp.new_empty(nwork) for _ in parts]
+        parts = _split(w.shape[0])
+        # each thread adds into its own padded input gradient (like xt); summed afterwards
+        dxts = [xt.new_zeros(xt.shape) if want_dx else xt.new_empty(1) for _ in parts]
+        work = [xt.new_empty(lib.lc_work_floats(b, c, kh, kw, o)) for _ in parts]
         if want_dx or want_dw:
             _run([lambda l0=l0, l1=l1, d=d, wk=wk: lib.lc_backward(
-                      _p(xp), _p(w), _p(g), _p(dw), _p(d), _p(wk), l0, l1, *geom,
+                      _p(xt), _p(w), _p(dy), _p(dw), _p(d), _p(wk), l0, l1, *geom,
                       int(want_dw), int(want_dx))
-                  for (l0, l1), d, wk in zip(parts, dxps, work, strict=True)])
+                  for (l0, l1), d, wk in zip(parts, dxts, work, strict=True)])
         dx = None
         if want_dx:
-            dxp = dxps[0]
-            for other in dxps[1:]:
-                dxp += other
-            dx = dxp[:, :, ph:hp - ph, pw:wp - pw].contiguous()  # (B, C, H, W)
+            dx = xt.new_empty(b, c, hp - 2 * ph, wp - 2 * pw)
+            ptrs = (ctypes.c_void_p * len(dxts))(*[d.data_ptr() for d in dxts])
+            lib.lc_unpack(ptrs, len(dxts), _p(dx), b, c, hp - 2 * ph, wp - 2 * pw, ph, pw)
         db = dy.sum(0) if has_bias and ctx.needs_input_grad[2] else None
         return dx, dw if want_dw else None, db, None, None, None, None
