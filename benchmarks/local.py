@@ -3,9 +3,11 @@
 Contenders, all computing the same layer (in = out channels, stride 1, no padding) from
 the same weights, checked against ours with ``allclose`` before they are timed:
 
-* ``ours``: :class:`gardenpath.models.local.LocallyConnected2d` (unfold + one ``bmm``);
-* ``candidate``: the same weights through the layouts proposed in
-  :mod:`benchmarks.local_candidate` (evidence for a fix, not the book's layer);
+* ``ours``: :class:`gardenpath.models.local.LocallyConnected2d`, which on a CPU with a C
+  compiler runs the fused kernel of :mod:`gardenpath.models.lc_native` (the report says
+  which path ran);
+* ``bmm``: the same layer's fallback path, ``LocallyConnected2d.forward_bmm`` (unfold + one
+  ``torch.bmm``; what runs on CUDA, in float64 and without a compiler);
 * ``broadcast``: the formulation common in public PyTorch snippets,
   ``(x_unf[:, None] * w[None]).sum(2)`` with ``w`` of shape (O, C*kh*kw, L), which
   materialises a (B, O, C*kh*kw, L) product;
@@ -59,11 +61,11 @@ from benchmarks.common import (
     md_table,
     verdict,
 )
-from benchmarks.local_candidate import candidate_forward
 from gardenpath.measure.device import resolve_device
 from gardenpath.measure.memory import peak_memory
 from gardenpath.measure.roofline import BandwidthPoint, Roofline
 from gardenpath.measure.traffic import layer_traffic
+from gardenpath.models import lc_native
 from gardenpath.models.local import LocallyConnected2d
 
 F32 = 4  # bytes per float32 element
@@ -171,9 +173,9 @@ def _build_ours(ref: LocallyConnected2d, shape: Shape) -> Built:
     return Built(ref, [ref.weight, ref.bias], [ref.weight, ref.bias], lambda: ref.weight.grad)
 
 
-def _build_candidate(ref: LocallyConnected2d, shape: Shape) -> Built:
-    return Built(lambda x: candidate_forward(ref, x), [ref.weight, ref.bias],
-                 [ref.weight, ref.bias], lambda: ref.weight.grad)
+def _build_bmm(ref: LocallyConnected2d, shape: Shape) -> Built:
+    return Built(ref.forward_bmm, [ref.weight, ref.bias], [ref.weight, ref.bias],
+                 lambda: ref.weight.grad)
 
 
 def _build_broadcast(ref: LocallyConnected2d, shape: Shape) -> Built:
@@ -246,6 +248,11 @@ def _build_conv(ref: LocallyConnected2d | None, shape: Shape,
 
 
 def _est_ours(s: Shape) -> int:
+    # W, dW; x, its packed copy, dx and its packed form; y, dy; small per-position buffers
+    return F32 * (2 * s.w_elems + 4 * s.x_elems + 3 * s.y_elems)
+
+
+def _est_bmm(s: Shape) -> int:
     # W, dW; cols saved, its permuted copy and its gradient; x, dx, y, dy, bias
     return F32 * (2 * s.w_elems + 3 * s.cols_elems + 3 * s.x_elems + 3 * s.y_elems)
 
@@ -253,11 +260,11 @@ def _est_ours(s: Shape) -> int:
 def _est_broadcast(s: Shape) -> int:
     # the (B, O, K, L) product, twice at once in backward (grad wrt both factors)
     product = s.batch * s.channels * s.fan_in * s.positions
-    return _est_ours(s) + F32 * 2 * product
+    return _est_bmm(s) + F32 * 2 * product
 
 
 def _est_keras1(s: Shape) -> int:
-    return _est_ours(s) + F32 * 2 * s.cols_elems
+    return _est_bmm(s) + F32 * 2 * s.cols_elems
 
 
 def _est_keras2(s: Shape) -> int:
@@ -288,7 +295,7 @@ class Contender:
 
 CONTENDERS = [
     Contender("ours", "ours (models.local)", _build_ours, _est_ours, True),
-    Contender("candidate", "candidate layout", _build_candidate, _est_ours, True),
+    Contender("bmm", "ours, bmm fallback", _build_bmm, _est_bmm, True),
     Contender("conv", "Conv2d (shared)", _build_conv, _est_conv, False),
     Contender("keras1", "Keras impl. 1 (loop)", _build_keras1, _est_keras1, True),
     Contender("broadcast", "unfold-broadcast", _build_broadcast, _est_broadcast, True),
@@ -421,6 +428,7 @@ def run_shape(shape: Shape, roof: Roofline, device: torch.device, *, mem_limit_b
     is measured in a step of its own.
     """
     torch.manual_seed(0)
+    lc_native.grad_pool.clear()
     row: dict[str, Any] = {"shape": asdict(shape), "label": shape.label,
                            "floor": floor_for(shape, roof),
                            "conv_floor": floor_for(shape, roof, sharing="conv"),
@@ -490,6 +498,8 @@ def run_shape(shape: Shape, roof: Roofline, device: torch.device, *, mem_limit_b
         _clear(leaves)
         held = sum(t.numel() * t.element_size() for t in built.held) + F32 * (
             x.numel() + dy.numel())
+        if key == "ours":  # the weight-gradient storage the kernel keeps between steps
+            held += lc_native.grad_pool.held_bytes()
         rec = row["contenders"][key]
         rec.update(status="ok", timing=timings[key], held_bytes=held)
         if key == "keras1" and device.type == "cpu" and shape.positions > KERAS1_MEMORY_MAX_L:
@@ -505,6 +515,7 @@ def run_shape(shape: Shape, roof: Roofline, device: torch.device, *, mem_limit_b
                        memory_method=mem.method)
         _clear(leaves)
     ready.clear()
+    lc_native.grad_pool.clear()  # the next shape starts with no pooled gradient
     gc.collect()
     _ratios(row)
     return row
@@ -518,7 +529,7 @@ def _median(row: dict[str, Any], key: str) -> float | None:
 def _ratios(row: dict[str, Any]) -> None:
     """Speed-ups of ours over each baseline, ours vs floor, memory ratio, goals."""
     shape = Shape(**row["shape"])
-    for who in ("ours", "candidate"):
+    for who in ("ours", "bmm"):
         t = _median(row, who)
         rec = row["contenders"].get(who, {})
         if t is None:
@@ -543,11 +554,12 @@ PROFILE_SHAPE = Shape(16, 32, 3, 16)
 
 def profile_ops(shape: Shape, device: torch.device, steps: int = 3,
                 top: int = 8) -> dict[str, list[dict[str, Any]]]:
-    """Where a step's time goes: ``torch.profiler`` op table for ours and the candidate.
+    """Where a step's time goes: ``torch.profiler`` op table for ours and its bmm path.
 
-    For each, the ``top`` aten operators by self time (CPU, or CUDA on a GPU), with calls
-    per step. The profiler adds a few microseconds to every op, so ops called thousands of
-    times look more expensive than they are; the call counts are exact.
+    For each, the ``top`` aten operators (and the fused kernel's autograd nodes, whose self
+    time is the C code's) by self time (CPU, or CUDA on a GPU), with calls per step. The
+    profiler adds a few microseconds to every op, so ops called thousands of times look
+    more expensive than they are; the call counts are exact.
     """
     from torch.profiler import ProfilerActivity, profile
 
@@ -562,7 +574,7 @@ def profile_ops(shape: Shape, device: torch.device, steps: int = 3,
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     key = "self_device_time_total" if cuda else "self_cpu_time_total"
     out = {}
-    for name, fwd in (("ours", layer), ("candidate", lambda t: candidate_forward(layer, t))):
+    for name, fwd in (("ours", layer), ("bmm", layer.forward_bmm)):
         def step(fwd: Callable = fwd) -> None:
             _clear([layer.weight, layer.bias, x])
             fwd(x).backward(dy)
@@ -573,7 +585,8 @@ def profile_ops(shape: Shape, device: torch.device, steps: int = 3,
                 step()
             if cuda:
                 torch.cuda.synchronize(device)
-        events = [e for e in prof.key_averages() if e.key.startswith("aten::")]
+        events = [e for e in prof.key_averages()
+                  if e.key.startswith(("aten::", "LocalFn"))]
         total = sum(getattr(e, key) for e in events) or 1.0
         events.sort(key=lambda e: getattr(e, key), reverse=True)
         out[name] = [{"op": e.key, "calls_per_step": e.count / steps,
@@ -613,13 +626,13 @@ def render(data: dict[str, Any]) -> str:
     for row in rows:
         shape = Shape(**row["shape"])
         fl = row["floor"]
-        for who in ("ours", "candidate"):
+        for who in ("ours", "bmm"):
             rec = row["contenders"][who]
             t = rec.get("timing")
             sp = rec.get("speedup_over", {})
             goal_rows.append([
                 row["label"] if who == "ours" else "″",
-                rec["label"] if who == "ours" else "candidate (proposal)",
+                rec["label"],
                 fmt_timing(t) if t else rec.get("reason", "-"),
                 f"{fmt_time(fl['floor_s'])} ({fl['bound']})",
                 (f"{fmt_time(row['bmm_only']['timing']['median_s'])} "
@@ -674,11 +687,13 @@ def render(data: dict[str, Any]) -> str:
         "max(bytes / bandwidth, FLOPs / FLOP rate), bytes and FLOPs of the three passes "
         "from `measure.traffic`. Memory: peak bytes allocated during the step plus "
         "the bytes held before it, over the weights, bias, input, output and all their "
-        "gradients. The *candidate* row runs the same weights through the layout "
-        "proposed in `benchmarks/local_candidate.py` (not the book's layer). *3 bmm "
-        "alone* times only the step's three batched matrix products on contiguous "
-        "operands (no unfold, fold, bias or autograd): what any `bmm`-based layer costs "
-        "at least on this device.",
+        "gradients. *ours* is `LocallyConnected2d` as the book runs it; here it took "
+        f"this path: {data.get('lc_path', 'not recorded')}. The *bmm fallback* row is "
+        "the same layer's `forward_bmm` (unfold + one `torch.bmm`, autograd backward), "
+        "what runs on CUDA, in float64 and where no C compiler is found. *3 bmm alone* "
+        "times only a step's three batched matrix products on contiguous operands (no "
+        "unfold, fold, bias or autograd): what any `bmm`-based layer costs at least on "
+        "this device.",
         md_table(["shape", "implementation", "time", "floor", "3 bmm alone (÷ floor)",
                   "speed-up over Keras 1",
                   "over Keras 2", "over Conv2d", f"≥{GOAL_VS_BROADCAST:g}x over broadcast",
@@ -699,17 +714,17 @@ def render(data: dict[str, Any]) -> str:
 
 
 def _profile_section(prof: dict[str, Any] | None) -> list[str]:
-    """The profiler tables (ours, candidate) as markdown blocks."""
+    """The profiler tables (ours, its bmm path) as markdown blocks."""
     if not prof:
         return []
     label = Shape(**prof["shape"]).label
     blocks = [f"### Where the time goes ({label}, `torch.profiler`)",
               "Self time of the heaviest aten operators per training step. The profiler "
               "adds a few microseconds to every call, so an op called hundreds of times "
-              "per step is overstated; the call counts are exact. `aten::copy_` and "
-              "`aten::clone` called once per position are `bmm` copying operands whose "
-              "rows and columns are both strided; the candidate's operands are contiguous."]
-    for who in ("ours", "candidate"):
+              "per step is overstated; the call counts are exact. In ours, `LocalFn` and "
+              "`LocalFnBackward` are the fused kernel's forward and backward: their self "
+              "time is the C code's."]
+    for who in ("ours", "bmm"):
         rows = [[r["op"], f"{r['calls_per_step']:g}", fmt_time(r["self_us_per_step"] / 1e6),
                  f"{100 * r['share']:.0f}%"] for r in prof["ops"][who]]
         blocks.append(md_table([f"{who}: operator", "calls per step", "self time per step",
@@ -733,7 +748,7 @@ def run(quick: bool = False, *, device: str = "auto", mem_limit_gib: float = 3.0
         rows.append(run_shape(shape, roof_start, dev, mem_limit_bytes=limit,
                               time_limit_s=time_limit_s, repeats=repeats, rounds=rounds,
                               min_run_time_s=min_run_time_s, contenders=CONTENDERS))
-    log(f"local: profiling ours and the candidate at {PROFILE_SHAPE.label}")
+    log(f"local: profiling ours and its bmm path at {PROFILE_SHAPE.label}")
     ops = profile_ops(PROFILE_SHAPE, dev)
     roof_end = measure_ceilings(dev)
     roof = best_of(roof_start, roof_end)
@@ -752,6 +767,8 @@ def run(quick: bool = False, *, device: str = "auto", mem_limit_gib: float = 3.0
         "quick": quick,
         "environment": env,
         "ceilings": roof.as_dict(),
+        "lc_path": ("fused CPU kernel, " + lc_native.status() if dev.type == "cpu"
+                    and lc_native.available() else "bmm (" + lc_native.status() + ")"),
         "flops_ceiling_source": flops_source,
         "ceilings_start": roof_start.as_dict(),
         "ceilings_end": roof_end.as_dict(),

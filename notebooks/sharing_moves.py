@@ -61,6 +61,7 @@ from gardenpath.chapters import sharing_moves as ch
 from gardenpath.measure.device import describe, prepare
 from gardenpath.measure.energy import EnergyMonitor
 from gardenpath.measure.roofline import Roofline
+from gardenpath.models import lc_native
 
 charts.enable()
 dev = prepare(device, threads=threads, allow_tf32=allow_tf32)
@@ -83,7 +84,8 @@ pairs = ch.paired(table)
 # %% tags=["hide-input"]
 shown = ch.base_numbers(pairs, base)
 shown.update(ch.sweep_numbers(pairs, table))
-shown.update({"device_name": device_name, "energy_method": monitor.method,
+shown.update({"device_name": device_name, "lc_impl": lc_native.describe(dev),
+              "energy_method": monitor.method,
               "torch_threads": torch.get_num_threads(), "n_points": len(points),
               "ridge_flop_per_byte": roof.ridge_intensity,
               "peak_gflops_per_s": roof.peak_flops_per_s / 1e9,
@@ -186,11 +188,9 @@ glue("fig-sharing-roofline", charts.figure(
 # {glue:text}`local_fraction_median_pct:.0f`% of the attainable throughput at its
 # intensity (median over points), the convolution {glue:text}`conv_fraction_median_pct:.0f`%.
 # {glue:text}`above_roof_note` The fewest bytes do not tell the whole story of the locally
-# connected layer's time: our implementation first unfolds the input into patches (a tensor
-# as large as the input times the kernel's area) and then runs one small matrix product per
-# position, and both move more than the minimum. A better kernel could narrow the measured
-# time gap; it could not remove the bytes gap, because every position's weights must still
-# be read and their gradients written.
+# connected layer's time, which also depends on how it is computed. {glue:text}`lc_impl`
+# A better kernel can narrow the measured time gap; it cannot remove the bytes gap, because
+# every position's weights must still be read and their gradients written.
 
 # %% tags=["hide-input"]
 comm = ch.communication(base, workers)

@@ -247,3 +247,12 @@ def test_kernel_source_is_part_of_the_chapters_cache_key(tmp_path):
     before = tree_digest(tmp_path)
     (tmp_path / "k.c").write_text("int f(void) { return 2; }\n")
     assert tree_digest(tmp_path) != before
+
+
+def test_method_sentence_names_the_path_that_runs(fresh_loader):
+    assert "torch.bmm" in lc_native.describe("cuda")  # CUDA always takes the bmm path
+    assert ("fused C kernel" in lc_native.describe("cpu")) == lc_native.available()
+    fresh_loader.setenv("GARDENPATH_LC_NATIVE", "0")
+    lc_native._load.cache_clear()
+    sentence = lc_native.describe("cpu")
+    assert "torch.bmm" in sentence and "GARDENPATH_LC_NATIVE=0" in sentence

@@ -41,6 +41,7 @@ from gardenpath import charts
 from gardenpath.measure.comm import ring_allreduce_time
 from gardenpath.measure.flops import conv2d_flops, local2d_flops
 from gardenpath.measure.timing import time_fn
+from gardenpath.models import lc_native
 from gardenpath.models.local import LocallyConnected2d
 from gardenpath.models.nets import SPATIAL_TYPES, alexnet_like, layer_kind, resnet18
 
@@ -271,9 +272,10 @@ def layer_step_bytes(row: LayerRow, batch: int) -> int:
 
     ``4 (3 P + 2 B in + 2 B out + U)``: weights, gradient and momentum (``P`` params);
     input and its gradient, output and its gradient; ``U`` the unfolded input of a
-    locally connected layer, kept three times (``unfold``, its permuted copy for the
-    batched matmul, and its gradient: ``3 B K L``), or once for a convolution's im2col
-    workspace.
+    locally connected layer on its ``bmm`` path (CUDA, or no C compiler), kept three times
+    (``unfold``, its permuted copy for the batched matmul, and its gradient: ``3 B K L``;
+    the fused CPU kernel keeps none, so this over-estimates there), or once for a
+    convolution's im2col workspace.
     """
     n_in, n_out = math.prod(row.in_shape), math.prod(row.out_shape)
     unfold = 0
@@ -906,9 +908,7 @@ def prose(res: dict[str, Any], info: dict[str, Any]) -> dict[str, str]:
         f"backward pass timed {strip_part}, at batches of {batches} images, on "
         f"{device_name(info)} with {res['threads']} thread(s), in float32 (TensorFloat-32 "
         f"off on GPUs, so that cuDNN's convolutions and the locally connected layers' "
-        f"matrix products do the same arithmetic). The locally connected layer copies "
-        f"its unfolded input to a contiguous layout before the batched matrix product, "
-        f"which avoids a slow path of CPU matrix products on strided inputs. "
+        f"matrix products do the same arithmetic). {lc_native.describe(info['device'])} "
         f"The two versions of a net "
         f"are timed in turn, layer by layer, so that changes in the machine's load during "
         f"the run affect both alike; linear layers, identical in both, are timed once.")

@@ -461,8 +461,9 @@ def communication(point: Point, workers: int) -> pd.DataFrame:
 
 def _local_need(p: Point) -> int:
     """Bytes a locally connected step at ``p`` holds at most: weights and their gradient,
-    input and output with their gradients, and three copies of the unfolded input
-    (``unfold``'s output, the contiguous copy ``bmm`` makes, and its gradient)."""
+    input and output with their gradients, and, on the layer's ``bmm`` path (CUDA, or no C
+    compiler), three copies of the unfolded input (``unfold``'s output, the contiguous copy
+    ``bmm`` makes, and its gradient; the fused CPU kernel makes none)."""
     k2c = p.channels * p.kernel_size**2
     weights = p.positions * k2c * p.channels
     x = p.batch_size * p.channels * p.in_size**2

@@ -96,7 +96,7 @@ def _load() -> tuple[Any, str]:
     lib.lc_work_floats.restype = n
     lib.lc_forward.argtypes = [ptr] * 5 + [n] * 13
     lib.lc_forward.restype = ctypes.c_int
-    lib.lc_backward.argtypes = [ptr] * 6 + [n] * 13 + [ctypes.c_int] * 2
+    lib.lc_backward.argtypes = [ptr] * 7 + [n] * 13 + [ctypes.c_int] * 2
     lib.lc_backward.restype = ctypes.c_int
     lib.lc_pack.argtypes = [ptr] * 2 + [n] * 6
     lib.lc_pack.restype = None
@@ -115,6 +115,21 @@ def available() -> bool:
     return _load()[0] is not None
 
 
+def describe(device: torch.device | str) -> str:
+    """One sentence for a chapter's method text: how the layer's step runs on ``device``."""
+    dev = torch.device(device)
+    if dev.type == "cpu" and available():
+        return ("On this CPU the locally connected layer runs our fused C kernel "
+                "(`gardenpath.models.lc_native`): each position's patches are read in place "
+                "from a batch-innermost copy of the input and multiplied with that "
+                "position's filter by a register-tiled matrix product, so no unfolded copy "
+                "of the input is ever made.")
+    why = f" (the fused CPU kernel is not in use: {status()})" if dev.type == "cpu" else ""
+    return ("The locally connected layer unfolds its input into patches, a tensor as large "
+            "as the input times the kernel's area, and runs one batched matrix product over "
+            f"the positions (`torch.bmm`){why}.")
+
+
 def applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """Whether the fused kernel serves this call: float32 CPU tensors, kernel available."""
     return (x.device.type == "cpu" and weight.device.type == "cpu"
@@ -124,9 +139,27 @@ def applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
 
 def _split(n: int) -> list[tuple[int, int]]:
     """Position ranges, one per torch intra-op thread (at least 8 positions each)."""
-    parts = max(1, min(torch.get_num_threads(), n // 8))
+    return _split_for(n, torch.get_num_threads())
+
+
+@cache
+def _split_for(n: int, threads: int) -> list[tuple[int, int]]:
+    parts = max(1, min(threads, n // 8))
     bounds = [n * i // parts for i in range(parts + 1)]
     return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _executor(workers: int) -> ThreadPoolExecutor:
+    """A thread pool kept between calls (starting threads per call cost ~100 us)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool._max_workers < workers:
+            _pool = ThreadPoolExecutor(workers, thread_name_prefix="lc_kernel")
+        return _pool
 
 
 def _run(calls: list[Any]) -> None:
@@ -134,8 +167,9 @@ def _run(calls: list[Any]) -> None:
     if len(calls) == 1:
         codes = [calls[0]()]
     else:
-        with ThreadPoolExecutor(len(calls)) as pool:
-            codes = [f.result() for f in [pool.submit(c) for c in calls]]
+        pool = _executor(len(calls) - 1)
+        futures = [pool.submit(c) for c in calls[1:]]
+        codes = [calls[0]()] + [f.result() for f in futures]  # this thread does one part
     if any(codes):
         raise MemoryError("lc_kernel: could not allocate its offset table")
 
@@ -243,17 +277,18 @@ class LocalFn(torch.autograd.Function):
         dw = grad_pool.take(w) if want_dw else w.new_empty(1)
         parts = _split(w.shape[0])
         # each thread adds into its own padded input gradient (like xt); summed afterwards
-        dxts = [xt.new_zeros(xt.shape) if want_dx else xt.new_empty(1) for _ in parts]
+        dxts = [xt.new_empty(xt.shape if want_dx else (1,)) for _ in parts]
         work = [xt.new_empty(lib.lc_work_floats(b, c, kh, kw, o)) for _ in parts]
-        if want_dx or want_dw:
-            _run([lambda l0=l0, l1=l1, d=d, wk=wk: lib.lc_backward(
-                      _p(xt), _p(w), _p(dy), _p(dw), _p(d), _p(wk), l0, l1, *geom,
-                      int(want_dw), int(want_dx))
-                  for (l0, l1), d, wk in zip(parts, dxts, work, strict=True)])
+        want_db = has_bias and ctx.needs_input_grad[2]
+        db = dy.new_empty(dy.shape[1:]) if want_db else None  # (O, Ho, Wo)
+        db_p = _p(db) if db is not None else None
+        _run([lambda l0=l0, l1=l1, d=d, wk=wk: lib.lc_backward(
+                  _p(xt), _p(w), _p(dy), _p(dw), _p(d), db_p, _p(wk), l0, l1, *geom,
+                  int(want_dw), int(want_dx))
+              for (l0, l1), d, wk in zip(parts, dxts, work, strict=True)])
         dx = None
         if want_dx:
             dx = xt.new_empty(b, c, hp - 2 * ph, wp - 2 * pw)
             ptrs = (ctypes.c_void_p * len(dxts))(*[d.data_ptr() for d in dxts])
             lib.lc_unpack(ptrs, len(dxts), _p(dx), b, c, hp - 2 * ph, wp - 2 * pw, ph, pw)
-        db = dy.sum(0) if has_bias and ctx.needs_input_grad[2] else None
         return dx, dw if want_dw else None, db, None, None, None, None

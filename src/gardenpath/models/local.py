@@ -9,18 +9,22 @@ Bartunov et al., NeurIPS 2018) gives every position its own filter ``w_l``::
                  + bias[o, l]
 
 With ``x_unf = unfold(x)`` of shape (B, C*kh*kw, L) this is, for every position
-``l``, the matrix product ``y[:, :, l] = x_unf[:, :, l] @ w_l`` — one batched
-matrix product over the L positions (``torch.bmm`` with batch dimension L).
-That is the whole forward pass: no Python loop over positions and no dense
-(mostly zero) matrix, so memory is the unfolded input plus the weights
-(Keras's implementations 1 and 2 of LocallyConnected2D made the opposite
-trade-offs).
+``l``, the matrix product ``y[:, :, l] = x_unf[:, :, l] @ w_l``: one small matrix product
+per position, with no weight shared between them. Two implementations compute it:
 
-Gradients: autograd through ``bmm`` gives the weight gradient
-``dL/dw_l = x_unf[:, :, l]^T @ dL/dy[:, :, l]`` of shape (C*kh*kw, out) per
-position, summed over the batch only. A convolution's weight gradient is the
-sum of these over the L positions as well: that sum, and the all-reduce of a
-shared weight's gradient between workers, is what chapter 2 measures.
+* on the CPU in float32, a fused C kernel (:mod:`gardenpath.models.lc_native`, compiled on
+  first use): each position's patches are read in place from a batch-innermost copy of the
+  input and multiplied with ``w_l`` by a register-tiled micro-kernel, and the backward pass
+  is written out the same way, so the (B, C*kh*kw, L) unfolded input never exists;
+* everywhere else (CUDA, float64, no C compiler): :meth:`LocallyConnected2d.forward_bmm`,
+  ``unfold`` and one ``torch.bmm`` over the L positions, with autograd's backward.
+
+Both give the weight gradient ``dL/dw_l = x_unf[:, :, l]^T @ dL/dy[:, :, l]`` of shape
+(C*kh*kw, out) per position, summed over the batch only. A convolution's weight gradient
+is the sum of these over the L positions as well: that sum, and the all-reduce of a
+shared weight's gradient between workers, is what chapter 2 measures. Keras's
+LocallyConnected2D made other trade-offs (a Python loop over positions, or a dense mostly
+zero matrix); ``benchmarks/local.py`` measures them all.
 
 Dynamic weight sharing (Pogodin, Mehta, Lillicrap & Latham, "Towards
 biologically plausible convolutional networks", NeurIPS 2021): every so often
