@@ -498,8 +498,8 @@ def run_shape(shape: Shape, roof: Roofline, device: torch.device, *, mem_limit_b
         _clear(leaves)
         held = sum(t.numel() * t.element_size() for t in built.held) + F32 * (
             x.numel() + dy.numel())
-        if key == "ours":  # the weight-gradient storage the kernel keeps between steps
-            held += lc_native.grad_pool.held_bytes()
+        if key == "ours":  # the gradient storage and scratch the kernel keeps between steps
+            held += lc_native.held_bytes()
         rec = row["contenders"][key]
         rec.update(status="ok", timing=timings[key], held_bytes=held)
         if key == "keras1" and device.type == "cpu" and shape.positions > KERAS1_MEMORY_MAX_L:

@@ -27,7 +27,8 @@ import torch
 from torch.autograd.function import once_differentiable
 
 SOURCE = Path(__file__).with_name("lc_kernel.c")
-FLAGS = ("-O3", "-march=native", "-ffp-contract=fast", "-shared", "-fPIC", "-std=c11")
+FLAGS = ("-O3", "-march=native", "-ffp-contract=fast", "-funroll-loops", "-shared", "-fPIC",
+         "-std=c11")
 # -ffp-contract=fast: ISO C mode otherwise forbids fusing a*b+c into one FMA (2x slower here)
 ENV_SWITCH = "GARDENPATH_LC_NATIVE"
 
@@ -226,8 +227,29 @@ class GradPool:
 grad_pool = GradPool()
 
 
-def _p(t: torch.Tensor) -> ctypes.c_void_p:
-    return ctypes.c_void_p(t.data_ptr())
+def _p(t: torch.Tensor) -> int:
+    """The address ctypes passes for a ``c_void_p`` argument."""
+    return t.data_ptr()
+
+
+_scratch = threading.local()
+
+
+def held_bytes() -> int:
+    """Memory the fused kernel keeps between calls: pooled weight gradients and this
+    thread's scratch buffers."""
+    scratch = sum(b.numel() * b.element_size() for b in getattr(_scratch, "bufs", None) or [])
+    return grad_pool.held_bytes() + scratch
+
+
+def _work(like: torch.Tensor, floats: int, parts: int) -> list[torch.Tensor]:
+    """Per-part scratch buffers of ``floats`` floats, kept per calling thread between calls
+    (the kernel only uses them during a call, so reusing them is safe)."""
+    bufs = getattr(_scratch, "bufs", None)
+    if bufs is None or len(bufs) < parts or bufs[0].numel() < floats \
+            or bufs[0].device != like.device:
+        bufs = _scratch.bufs = [like.new_empty(floats) for _ in range(parts)]
+    return bufs[:parts]
 
 
 class LocalFn(torch.autograd.Function):
@@ -255,7 +277,7 @@ class LocalFn(torch.autograd.Function):
         y = x.new_empty(b, o, ho, wo)
         geom = (b, c, hp, wp, kh, kw, sh, sw, ho, wo, o)
         parts = _split(ho * wo)
-        work = [x.new_empty(lib.lc_work_floats(b, c, kh, kw, o)) for _ in parts]
+        work = _work(x, lib.lc_work_floats(b, c, kh, kw, o), len(parts))
         bias_p = _p(bias_c) if bias_c is not None else None
         _run([lambda l0=l0, l1=l1, wk=wk: lib.lc_forward(_p(xt), _p(w), bias_p, _p(y), _p(wk),
                                                          l0, l1, *geom)
@@ -278,7 +300,7 @@ class LocalFn(torch.autograd.Function):
         parts = _split(w.shape[0])
         # each thread adds into its own padded input gradient (like xt); summed afterwards
         dxts = [xt.new_empty(xt.shape if want_dx else (1,)) for _ in parts]
-        work = [xt.new_empty(lib.lc_work_floats(b, c, kh, kw, o)) for _ in parts]
+        work = _work(xt, lib.lc_work_floats(b, c, kh, kw, o), len(parts))
         want_db = has_bias and ctx.needs_input_grad[2]
         db = dy.new_empty(dy.shape[1:]) if want_db else None  # (O, Ho, Wo)
         db_p = _p(db) if db is not None else None
