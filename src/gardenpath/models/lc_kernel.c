@@ -253,12 +253,28 @@ static long *patch_offsets(const geom *g)
 }
 
 /* dxt[corner + koff[k] + b] += e[b*K + k]: a position's (B x K) patch gradient, added back. */
+static inline __attribute__((always_inline)) void
+scatter_add_nb(const int nb, long K, float *d, const long *koff, const float *e)
+{
+    for (long k = 0; k < K; k++) /* the nb adds of one k land on one cache line */
+#pragma GCC unroll 16
+        for (int b = 0; b < nb; b++) d[koff[k] + b] += e[b * K + k];
+}
+
 static void scatter_add(const geom *g, float *dxt, long l, const long *koff, const float *e)
 {
-    long K = g->C * g->kh * g->kw;
+    long K = g->C * g->kh * g->kw, B = g->B;
     float *d = dxt + corner(g, l);
-    for (long b = 0; b < g->B; b++)
-        for (long k = 0; k < K; k++) d[koff[k] + b] += e[b * K + k];
+    switch (B) {
+    case 1: scatter_add_nb(1, K, d, koff, e); break;
+    case 2: scatter_add_nb(2, K, d, koff, e); break;
+    case 3: scatter_add_nb(3, K, d, koff, e); break;
+    case 4: scatter_add_nb(4, K, d, koff, e); break;
+    case 8: scatter_add_nb(8, K, d, koff, e); break;
+    default:
+        for (long b = 0; b < B; b++)
+            for (long k = 0; k < K; k++) d[koff[k] + b] += e[b * K + k];
+    }
 }
 
 /* The same from e^T (K x B) with B a multiple of VL: one vector add per VL batch entries. */

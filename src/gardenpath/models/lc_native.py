@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 from torch.autograd.function import once_differentiable
+from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 SOURCE = Path(__file__).with_name("lc_kernel.c")
 FLAGS = ("-O3", "-march=native", "-ffp-contract=fast", "-funroll-loops", "-shared", "-fPIC",
@@ -132,9 +133,13 @@ def describe(device: torch.device | str) -> str:
 
 
 def applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    """Whether the fused kernel serves this call: float32 CPU tensors, kernel available."""
+    """Whether the fused kernel serves this call: float32 CPU tensors, kernel available, and
+    no dispatch or function mode active (a FLOP counter, fake tensors or a tracer must see
+    the layer's arithmetic as aten operators, so they get the bmm path)."""
     return (x.device.type == "cpu" and weight.device.type == "cpu"
             and x.dtype == torch.float32 and weight.dtype == torch.float32
+            and _get_current_dispatch_mode() is None
+            and not torch.overrides._is_torch_function_mode_enabled()
             and available())
 
 
