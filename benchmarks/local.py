@@ -39,6 +39,7 @@ backward (one full-size input gradient per position) is estimated to exceed
 
 from __future__ import annotations
 
+import ctypes
 import gc
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -64,6 +65,7 @@ from benchmarks.common import (
 from gardenpath.measure.device import resolve_device
 from gardenpath.measure.memory import peak_memory
 from gardenpath.measure.roofline import BandwidthPoint, Roofline
+from gardenpath.measure.timing import time_fn
 from gardenpath.measure.traffic import layer_traffic
 from gardenpath.models import lc_native
 from gardenpath.models.local import LocallyConnected2d
@@ -517,6 +519,8 @@ def run_shape(shape: Shape, roof: Roofline, device: torch.device, *, mem_limit_b
     ready.clear()
     lc_native.grad_pool.clear()  # the next shape starts with no pooled gradient
     gc.collect()
+    if ref_layer is not None:
+        row["passes"] = kernel_passes(shape, device)
     _ratios(row)
     return row
 
@@ -548,6 +552,47 @@ def _ratios(row: dict[str, Any]) -> None:
 
 
 # --------------------------------------------------------------------------- profile
+
+
+def kernel_passes(shape: Shape, device: torch.device, min_run_time_s: float = 0.2
+                  ) -> dict[str, float] | None:
+    """Seconds each part of ours' step takes on its own: the fused kernel's forward,
+    weight-gradient and input-gradient passes, its bias-gradient sum, and the packing of the
+    input and unpacking of its gradient (the layout copies), each called straight through
+    ``lc_native.library()`` on the step's shapes. What a full step takes beyond their sum
+    is Python, autograd and allocation. None where the kernel does not run (GPU, no
+    compiler)."""
+    lib = lc_native.library()
+    if device.type != "cpu" or lib is None:
+        return None
+    b, c, k, n = shape.batch, shape.channels, shape.kernel, shape.in_size
+    ho, L, K = shape.out_size, shape.positions, shape.fan_in
+    g = torch.Generator().manual_seed(0)
+    xt = torch.randn(n, n, c, b, generator=g)
+    w = torch.randn(L, K, c, generator=g)
+    dy = torch.randn(b, c, L, generator=g)
+    x = torch.randn(b, c, n, n, generator=g)
+    dw, dxt, y, db = torch.empty_like(w), torch.empty_like(xt), torch.empty_like(dy), \
+        torch.empty(c, L)
+    dx = torch.empty_like(x)
+    work = torch.empty(lib.lc_work_floats(b, c, k, k, c))
+    geom = (b, c, n, n, k, k, 1, 1, ho, ho, c)
+    p = lc_native._p
+    calls = {
+        "forward": lambda: lib.lc_forward(p(xt), p(w), None, p(y), p(work), 0, L, *geom),
+        "weight_grad": lambda: lib.lc_backward(p(xt), p(w), p(dy), p(dw), p(dxt), None,
+                                               p(work), 0, L, *geom, 1, 0),
+        "input_grad": lambda: lib.lc_backward(p(xt), p(w), p(dy), p(dw), p(dxt), None,
+                                              p(work), 0, L, *geom, 0, 1),
+        "bias_grad": lambda: lib.lc_backward(p(xt), p(w), p(dy), p(dw), p(dxt), p(db),
+                                             p(work), 0, L, *geom, 0, 0),
+        "pack": lambda: lib.lc_pack(p(x), p(xt), b, c, n, n, 0, 0),
+        "unpack": lambda: lib.lc_unpack((ctypes.c_void_p * 1)(dxt.data_ptr()), 1, p(dx),
+                                        b, c, n, n, 0, 0),
+    }
+    return {name: time_fn(fn, device=device, min_run_time_s=min_run_time_s).median_s
+            for name, fn in calls.items()}
+
 
 PROFILE_SHAPE = Shape(16, 32, 3, 16)
 
@@ -709,8 +754,40 @@ def render(data: dict[str, Any]) -> str:
         md_table(["shape", "implementation", "time", "÷ its floor", "peak resident",
                   "estimate", "check"],
                  detail_rows),
+        *_passes_section(rows, data["ceilings"]["peak_flops_per_s"]),
         *_profile_section(data.get("profile")),
     ])
+
+
+def _passes_section(rows: list[dict[str, Any]], peak: float) -> list[str]:
+    """Where ours' step goes, by part of the fused kernel (rows at B <= 16)."""
+    table = []
+    for row in rows:
+        passes, rec = row.get("passes"), row["contenders"]["ours"]
+        if not passes or rec.get("status") != "ok" or row["shape"]["batch"] > \
+                GOAL_FLOOR_MAX_BATCH:
+            continue
+        step = rec["timing"]["median_s"]
+        per_pass = row["floor"]["flops"] / 3  # each product pass does a third of the FLOPs
+        copies = passes["pack"] + passes["unpack"] + passes["bias_grad"]
+        rest = step - sum(passes[k] for k in ("forward", "weight_grad", "input_grad")) - copies
+
+        cells = [f"{fmt_time(passes[k])} ({per_pass / passes[k] / 1e9:.3g} GFLOP/s)"
+                 for k in ("forward", "weight_grad", "input_grad")]
+        table.append([row["label"], fmt_time(step), fmt_time(row["floor"]["floor_s"]),
+                      *cells, fmt_time(copies),
+                      f"{fmt_time(rest)} ({100 * rest / step:.0f}%)"])
+    if not table:
+        return []
+    return ["### Where ours' time goes",
+            "Each part of the fused kernel timed on its own on the step's shapes (its "
+            "inputs warm in cache, so the parts can add up to less than a step); *layout "
+            "copies* are packing the input batch-innermost, unpacking its gradient and the "
+            "bias gradient; the *rest* is the step's median minus these: Python, autograd, "
+            "allocation and cache misses between the passes. The compute ceiling is "
+            f"{peak / 1e9:.3g} GFLOP/s.",
+            md_table(["shape", "step", "floor", "forward pass", "weight-gradient pass",
+                      "input-gradient pass", "layout copies", "rest"], table)]
 
 
 def _profile_section(prof: dict[str, Any] | None) -> list[str]:

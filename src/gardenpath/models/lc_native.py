@@ -107,6 +107,11 @@ def _load() -> tuple[Any, str]:
     return lib, f"native ({Path(cc).name} {' '.join(FLAGS[:2])}, {lib_path.name})"
 
 
+def library() -> Any:
+    """The loaded kernel library (ctypes), or None; for benchmarks that time its passes."""
+    return _load()[0]
+
+
 def status() -> str:
     """One line: whether the fused kernel is in use, and if not, why."""
     return _load()[1]
