@@ -84,31 +84,53 @@ typedef struct {
     const long *roff, *koff;
 } amat;
 
-/* c[r, 0:NV*VL] = sum_k a[r*ars + k*aks] * w[k*ldw + 0:NV*VL] for r < mr (mr, NV and
- * the strides constant after inlining: the accumulators live in registers). */
+/* One k step of a register tile: acc[r] += A(r, k) * w[k, 0:NV*VL] for r < mr, with A(r, k)
+ * at ar[r][ko] (mr and NV constant after inlining: the accumulators live in registers). */
+static inline __attribute__((always_inline)) void
+tile_step(const int mr, const int nv, vf acc[MR][2], const float *const *ar, long ko,
+          const float *wk)
+{
+    vf w0 = vload(wk);
+    vf w1 = nv > 1 ? vload(wk + VL) : (vf){0};
+#pragma GCC unroll 8
+    for (int r = 0; r < mr; r++) {
+        float s = ar[r][ko];
+        acc[r][0] += s * w0;
+        if (nv > 1) acc[r][1] += s * w1;
+    }
+}
+
+static inline __attribute__((always_inline)) void
+tile_store(const int mr, const int nv, vf acc[MR][2], float *c, long ldc, int stream)
+{
+#pragma GCC unroll 8
+    for (int r = 0; r < mr; r++) {
+        vstore_to(c + r * ldc, acc[r][0], stream);
+        if (nv > 1) vstore_to(c + r * ldc + VL, acc[r][1], stream);
+    }
+}
+
+/* c[r, 0:NV*VL] = sum_k a[r*ars + k*aks] * w[k*ldw + 0:NV*VL] for r < mr (the strides
+ * constant after inlining too, so the compiler walks A with pointer increments). */
 static inline __attribute__((always_inline)) void
 tile_s(const int mr, const int nv, long K, const float *a, long ars, long aks,
        const float *w, long ldw, float *c, long ldc, const prefetch *pf)
 {
     vf acc[MR][2];
-    for (int r = 0; r < MR; r++) { acc[r][0] = (vf){0}; acc[r][1] = (vf){0}; }
+    for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = (vf){0};
     for (long k = 0; k < K; k++) {
         const float *wk = w + k * ldw;
         vf w0 = vload(wk);
         vf w1 = nv > 1 ? vload(wk + VL) : (vf){0};
         pf_at(pf, k);
 #pragma GCC unroll 8
-        for (int r = 0; r < mr; r++) {
+        for (int r = 0; r < mr; r++) { /* the indexing the compiler turns into increments */
             float s = a[r * ars + k * aks];
             acc[r][0] += s * w0;
             if (nv > 1) acc[r][1] += s * w1;
         }
     }
-#pragma GCC unroll 8
-    for (int r = 0; r < mr; r++) {
-        vstore_to(c + r * ldc, acc[r][0], pf->stream);
-        if (nv > 1) vstore_to(c + r * ldc + VL, acc[r][1], pf->stream);
-    }
+    tile_store(mr, nv, acc, c, ldc, pf->stream);
 }
 
 /* The same with A read through offset tables: A(r, k) = a[roff[r] + koff[k]]. */
@@ -119,28 +141,14 @@ tile_ix(const int mr, const int nv, long K, const float *a, const long *roff,
     vf acc[MR][2];
     const float *ar[MR];
     for (int r = 0; r < MR; r++) {
-        acc[r][0] = (vf){0};
-        acc[r][1] = (vf){0};
+        acc[r][0] = acc[r][1] = (vf){0};
         ar[r] = r < mr ? a + roff[r] : a;
     }
     for (long k = 0; k < K; k++) {
-        const float *wk = w + k * ldw;
-        vf w0 = vload(wk);
-        vf w1 = nv > 1 ? vload(wk + VL) : (vf){0};
-        long ko = koff[k];
         pf_at(pf, k);
-#pragma GCC unroll 8
-        for (int r = 0; r < mr; r++) {
-            float s = ar[r][ko];
-            acc[r][0] += s * w0;
-            if (nv > 1) acc[r][1] += s * w1;
-        }
+        tile_step(mr, nv, acc, ar, koff[k], w + k * ldw);
     }
-#pragma GCC unroll 8
-    for (int r = 0; r < mr; r++) {
-        vstore_to(c + r * ldc, acc[r][0], pf->stream);
-        if (nv > 1) vstore_to(c + r * ldc + VL, acc[r][1], pf->stream);
-    }
+    tile_store(mr, nv, acc, c, ldc, pf->stream);
 }
 
 #define TILE_CASES(T, NV, ...)                                                         \
@@ -290,47 +298,56 @@ static void scatter_add_t(const geom *g, float *dxt, long l, const long *koff, c
 /* wt (O x K, row stride K) = w^T for w (K x O, row stride O). */
 #if defined(__GNUC__) && !defined(__clang__) && VL == 16
 typedef int vi __attribute__((vector_size(VL * sizeof(int))));
-/* 16 x 16 block in registers: four stages of two-source shuffles (vpermt2ps on AVX-512);
- * stage S swaps the off-diagonal S x S sub-blocks of every 2S x 2S block. */
+
+/* Stage st = 0..3 of a 16 x 16 transpose swaps the off-diagonal S x S sub-blocks of every
+ * 2S x 2S block, S = 8 >> st: rows i and i + S (i & S == 0) become the two-source shuffles
+ * of them by STAGE_LO[st] and STAGE_HI[st] (one vpermt2ps each on AVX-512). */
+static const vi STAGE_LO[4] = {
+    {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23},
+    {0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27},
+    {0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29},
+    {0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30}};
+static const vi STAGE_HI[4] = {
+    {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31},
+    {4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31},
+    {2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31},
+    {1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31}};
+
+/* The 16 x 16 block at src (row stride lds) transposed into dst (row stride ldd). */
 static void transpose16(const float *src, long lds, float *dst, long ldd)
 {
     vf r[16], t[16];
     for (int i = 0; i < 16; i++) r[i] = vload(src + i * lds);
-#define STAGE(S, LO, HI)                                                               \
-    for (int i = 0; i < 16; i++)                                                       \
-        if (!(i & (S))) {                                                              \
-            t[i] = __builtin_shuffle(r[i], r[i + (S)], LO);                            \
-            t[i + (S)] = __builtin_shuffle(r[i], r[i + (S)], HI);                      \
-        }                                                                              \
-    for (int i = 0; i < 16; i++) r[i] = t[i];
-        STAGE(8, ((vi){0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23}), ((vi){8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31}));
-        STAGE(4, ((vi){0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27}), ((vi){4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31}));
-        STAGE(2, ((vi){0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29}), ((vi){2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31}));
-        STAGE(1, ((vi){0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30}), ((vi){1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31}));
-#undef STAGE
+#pragma GCC unroll 4
+    for (int st = 0; st < 4; st++) {
+        int S = 8 >> st;
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; i++)
+            if (!(i & S)) {
+                t[i] = __builtin_shuffle(r[i], r[i + S], STAGE_LO[st]);
+                t[i + S] = __builtin_shuffle(r[i], r[i + S], STAGE_HI[st]);
+            }
+        for (int i = 0; i < 16; i++) r[i] = t[i];
+    }
     for (int i = 0; i < 16; i++) vstore(dst + i * ldd, r[i]);
 }
 #define HAVE_TRANSPOSE16 1
 #endif
 
 #ifdef HAVE_TRANSPOSE16
-/* Lane r of the result is the sum of the 16 lanes of p[r]: the transpose stages above, with
- * the two halves added after each stage (the later stages are linear and act on the halves
+/* Lane r of the result is the sum of the 16 lanes of p[r]: the transpose stages, with the
+ * two halves added after each stage (the later stages are linear and act on the halves
  * alike), 30 shuffles and 15 adds for 16 dot products. p is overwritten. */
 static inline vf reduce16(vf *p)
 {
-    for (int i = 0; i < 8; i++)
-        p[i] = __builtin_shuffle(p[i], p[i + 8], ((vi){0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23}))
-             + __builtin_shuffle(p[i], p[i + 8], ((vi){8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31}));
-    for (int i = 0; i < 4; i++)
-        p[i] = __builtin_shuffle(p[i], p[i + 4], ((vi){0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27}))
-             + __builtin_shuffle(p[i], p[i + 4], ((vi){4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31}));
-    for (int i = 0; i < 2; i++)
-        p[i] = __builtin_shuffle(p[i], p[i + 2], ((vi){0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29}))
-             + __builtin_shuffle(p[i], p[i + 2], ((vi){2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31}));
-    for (int i = 0; i < 1; i++)
-        p[i] = __builtin_shuffle(p[i], p[i + 1], ((vi){0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30}))
-             + __builtin_shuffle(p[i], p[i + 1], ((vi){1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31}));
+#pragma GCC unroll 4
+    for (int st = 0; st < 4; st++) {
+        int S = 8 >> st;
+#pragma GCC unroll 8
+        for (int i = 0; i < S; i++)
+            p[i] = __builtin_shuffle(p[i], p[i + S], STAGE_LO[st])
+                 + __builtin_shuffle(p[i], p[i + S], STAGE_HI[st]);
+    }
     return p[0];
 }
 
