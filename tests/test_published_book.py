@@ -40,6 +40,14 @@ def test_toc_lists_every_chapter_notebook() -> None:
     assert sorted(toc_chapters()) == notebooks
 
 
+def test_root_has_a_favicon_for_the_redirect_page(smoke_book: Path) -> None:
+    # the root index.html only redirects to the introduction and declares no icon, so
+    # browsers ask for /favicon.ico; a 404 there is a console error on the first page
+    ico = (smoke_book / "favicon.ico").read_bytes()
+    assert ico[:4] == b"\x00\x00\x01\x00"  # an ICO file
+    assert 'http-equiv="Refresh"' in (smoke_book / "index.html").read_text()
+
+
 def test_every_page_draws_offline_with_no_errors(smoke_book: Path, browser_exe: str) -> None:
     pages = sorted(str(p.relative_to(smoke_book)) for p in smoke_book.rglob("*.html")
                    if "_static" not in p.parts and "_sources" not in p.parts)
