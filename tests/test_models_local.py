@@ -263,6 +263,7 @@ def test_kernel_source_is_part_of_the_chapters_cache_key(tmp_path):
 
 def test_method_sentence_names_the_path_that_runs(fresh_loader):
     assert "torch.bmm" in lc_native.describe("cuda")  # CUDA always takes the bmm path
+    assert "`" not in lc_native.describe("cpu")  # glued as plain text into the prose
     assert ("fused C kernel" in lc_native.describe("cpu")) == lc_native.available()
     fresh_loader.setenv("GARDENPATH_LC_NATIVE", "0")
     lc_native._load.cache_clear()

@@ -127,14 +127,14 @@ def describe(device: torch.device | str) -> str:
     dev = torch.device(device)
     if dev.type == "cpu" and available():
         return ("On this CPU the locally connected layer runs our fused C kernel "
-                "(`gardenpath.models.lc_native`): each position's patches are read in place "
+                "(gardenpath.models.lc_native): each position's patches are read in place "
                 "from a batch-innermost copy of the input and multiplied with that "
                 "position's filter by a register-tiled matrix product, so no unfolded copy "
                 "of the input is ever made.")
     why = f" (the fused CPU kernel is not in use: {status()})" if dev.type == "cpu" else ""
     return ("The locally connected layer unfolds its input into patches, a tensor as large "
             "as the input times the kernel's area, and runs one batched matrix product over "
-            f"the positions (`torch.bmm`){why}.")
+            f"the positions (torch.bmm){why}.")
 
 
 def applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
