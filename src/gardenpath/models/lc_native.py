@@ -169,6 +169,8 @@ def _executor(workers: int) -> ThreadPoolExecutor:
     global _pool
     with _pool_lock:
         if _pool is None or _pool._max_workers < workers:
+            if _pool is not None:  # more threads wanted: the old pool ends after its tasks
+                _pool.shutdown(wait=False)
             _pool = ThreadPoolExecutor(workers, thread_name_prefix="lc_kernel")
         return _pool
 
