@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from gardenpath.models.rules import BackpropMLP, SparseyClassifier, TrainReport
-from gardenpath.models.rules.base import Timer, as_tensor
+from gardenpath.models.rules.base import Timer
 
 #: Learners of the k-shot experiment, in the order the page lists them.
 LEARNERS: dict[str, str] = {
@@ -140,19 +140,11 @@ class ConvergedBackprop(BackpropMLP):
 
     def fit(self, X: np.ndarray, y: np.ndarray, *, seed: int = 0) -> TrainReport:
         """Adam on cross-entropy until the training loss is below ``loss_tol``."""
-        torch.manual_seed(seed)
-        g = torch.Generator().manual_seed(seed)
-        x, t = as_tensor(X), torch.as_tensor(np.asarray(y), dtype=torch.int64)
-        self.net = self.build(x.shape[1])
-        opt = torch.optim.Adam(self.net.parameters(), lr=self.lr)
+        x, t, opt, g = self.start(X, y, seed)
         updates, epochs, loss = 0, 0, float("inf")
         with Timer() as timer:
             while epochs < self.max_epochs:
-                for idx in torch.randperm(len(x), generator=g).split(self.batch_size):
-                    opt.zero_grad()
-                    nn.functional.cross_entropy(self.net(x[idx]), t[idx]).backward()
-                    opt.step()
-                    updates += 1
+                updates += self.epoch(x, t, opt, g)
                 epochs += 1
                 with torch.no_grad():
                     loss = float(nn.functional.cross_entropy(self.net(x), t))

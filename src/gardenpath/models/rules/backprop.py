@@ -48,21 +48,31 @@ class MLPRule(Rule):
         layers.append(self.make_linear(sizes[-1], self.num_classes))
         return nn.Sequential(*layers)
 
-    def fit(self, X: np.ndarray, y: np.ndarray, *, seed: int = 0) -> TrainReport:
-        """Adam on cross-entropy, minibatches of ``batch_size``, ``num_epochs`` passes."""
+    def start(self, X: np.ndarray, y: np.ndarray, seed: int
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.optim.Optimizer, torch.Generator]:
+        """Seed, build a fresh net for ``X`` and its Adam optimiser: ``(x, t, opt, g)``."""
         torch.manual_seed(seed)
         g = torch.Generator().manual_seed(seed)
         x, t = as_tensor(X), torch.as_tensor(np.asarray(y), dtype=torch.int64)
         self.net = self.build(x.shape[1])
-        opt = torch.optim.Adam(self.net.parameters(), lr=self.lr)
-        updates = 0
+        return x, t, torch.optim.Adam(self.net.parameters(), lr=self.lr), g
+
+    def epoch(self, x: torch.Tensor, t: torch.Tensor, opt: torch.optim.Optimizer,
+              g: torch.Generator) -> int:
+        """One shuffled pass of minibatch steps on cross-entropy; returns the steps taken."""
+        steps = 0
+        for idx in torch.randperm(len(x), generator=g).split(self.batch_size):
+            opt.zero_grad()
+            nn.functional.cross_entropy(self.net(x[idx]), t[idx]).backward()
+            opt.step()
+            steps += 1
+        return steps
+
+    def fit(self, X: np.ndarray, y: np.ndarray, *, seed: int = 0) -> TrainReport:
+        """Adam on cross-entropy, minibatches of ``batch_size``, ``num_epochs`` passes."""
+        x, t, opt, g = self.start(X, y, seed)
         with Timer() as timer:
-            for _ in range(self.num_epochs):
-                for idx in torch.randperm(len(x), generator=g).split(self.batch_size):
-                    opt.zero_grad()
-                    nn.functional.cross_entropy(self.net(x[idx]), t[idx]).backward()
-                    opt.step()
-                    updates += 1
+            updates = sum(self.epoch(x, t, opt, g) for _ in range(self.num_epochs))
         return TrainReport(self.name, self.num_epochs, updates, self.num_epochs * len(x),
                            timer.elapsed_s, len(x))
 
