@@ -321,13 +321,7 @@ rec = results.record(
     numbers=numbers,
     why=why,
     measurements=measurements,
-    params={
-        "device": device, "seed": seed, "working_sets_kib": working_sets_kib,
-        "bandwidth_kernel": bandwidth_kernel, "matmul_n": matmul_n,
-        "min_run_time_s": min_run_time_s, "image_size": image_size,
-        "batch_size": batch_size, "energy_window_s": energy_window_s,
-        "allow_tf32": allow_tf32, "threads": threads,
-    },
+    params=results.parameters(globals(), "energy"),
     device=info,
     seed=seed,
 )

@@ -61,14 +61,7 @@ charts.enable()
 pd.set_option("display.max_colwidth", None)
 dev = prepare(device, threads=threads)  # float32 means float32: TF32 off on GPUs
 info = describe(dev)
-params = {
-    "device": device, "seed": seed, "in_size": in_size, "width": width,
-    "time_width": time_width, "time_batches": time_batches, "time_fraction": time_fraction,
-    "min_run_time_s": min_run_time_s, "threads": threads,
-    "whole_net_budget_gb": whole_net_budget_gb, "batch_size": batch_size,
-    "num_epochs": num_epochs, "workers": workers, "link_bandwidth_gbs": link_bandwidth_gbs,
-    "link_latency_us": link_latency_us, "accelerator_memory_gb": accelerator_memory_gb,
-}
+params = results.parameters(globals(), "imagenet")
 res = ch.run(params, dev)
 numbers, measurements, verdict, why = ch.summarise(res)
 results.glue_all(numbers)

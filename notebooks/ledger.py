@@ -74,5 +74,5 @@ rec = results.record(
     verdict=overall.verdict or "mixed",
     numbers=numbers,
     why=overall.why,
-    params={"profile": profile, "show_gpu": show_gpu},
+    params=results.parameters(globals(), "ledger"),
 )

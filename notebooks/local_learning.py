@@ -85,14 +85,7 @@ from gardenpath.measure.device import describe, prepare
 
 charts.enable()
 dev = prepare(device, threads=num_threads)  # recorded; the learning rules themselves run on the CPU
-params = {
-    "device": device, "seed": seed, "num_seeds": num_seeds, "num_threads": num_threads,
-    "test_fraction": test_fraction, "train_fraction": train_fraction, "rules": rules,
-    "hidden": hidden, "num_epochs": num_epochs, "rbm_hidden": rbm_hidden,
-    "kh_hidden": kh_hidden, "kh_epochs": kh_epochs, "readout_epochs": readout_epochs,
-    "sparsey_Q": sparsey_Q, "sparsey_K": sparsey_K,
-    "sparsey_weight_bits": sparsey_weight_bits, "tolerance": tolerance,
-}
+params = results.parameters(globals(), "local_learning")
 out = ll.run(params)
 verdict, why, decided = ll.decide(out["summary"], tolerance)
 numbers = ll.flat_numbers(out["summary"], out["locality"], decided,

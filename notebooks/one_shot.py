@@ -79,17 +79,7 @@ from gardenpath.measure.device import describe, prepare
 charts.enable()
 dev = prepare(device, threads=num_threads)
 dev_info = describe(dev)
-params = {
-    "device": device, "seed": seed, "num_threads": num_threads,
-    "test_fraction": test_fraction, "k_values": k_values, "include_all": include_all,
-    "draws": draws, "sparsey_Q": sparsey_Q, "sparsey_K": sparsey_K, "bp_hidden": bp_hidden,
-    "bp_lr": bp_lr, "bp_loss_tol": bp_loss_tol, "bp_max_epochs": bp_max_epochs,
-    "acc_tolerance": acc_tolerance, "store_sizes": store_sizes, "item_bits": item_bits,
-    "item_active": item_active, "sdr_Q": sdr_Q, "sdr_K": sdr_K,
-    "timing_min_s": timing_min_s, "timing_rounds": timing_rounds,
-    "recall_sample": recall_sample, "fixed_time_tolerance": fixed_time_tolerance,
-    "recall_floor": recall_floor,
-}
+params = results.parameters(globals(), "one_shot")
 settings = osh.Settings.from_params(params)
 kshot_rows = osh.kshot(settings)
 kshot_summary = osh.kshot_summary(kshot_rows)

@@ -70,15 +70,7 @@ from gardenpath.measure.device import describe, prepare
 charts.enable()
 dev = prepare(device, threads=threads)  # float32 means float32: TF32 off on GPUs
 info = describe(dev)
-params = {
-    "device": device, "seed": seed, "world_size": world_size, "canvas": canvas,
-    "channels": channels, "batch_size": batch_size, "steps": steps, "lr": lr,
-    "sweep_max_kib": sweep_max_kib, "sweep_points": sweep_points,
-    "sweep_repeats": sweep_repeats, "threads": threads, "timeout_s": timeout_s,
-    "model_width": model_width, "model_in_size": model_in_size, "model_batch": model_batch,
-    "model_workers_max": model_workers_max, "dc_bandwidth_gbs": dc_bandwidth_gbs,
-    "dc_latency_us": dc_latency_us,
-}
+params = results.parameters(globals(), "parallelism")
 res = ch.run(params, dev)
 numbers, measurements, verdict, why = ch.summarise(res)
 results.glue_all(numbers)

@@ -278,15 +278,7 @@ rec = results.record(
     numbers=numbers,
     why=why,
     measurements=measurements,
-    params={
-        "device": device, "seed": seed, "in_size": in_size, "channels": channels,
-        "kernel_size": kernel_size, "batch_size": batch_size,
-        "sweep_in_size": sweep_in_size, "sweep_channels": sweep_channels,
-        "sweep_kernel_size": sweep_kernel_size, "sweep_batch_size": sweep_batch_size,
-        "min_run_time_s": min_run_time_s, "roofline_ws_mib": roofline_ws_mib,
-        "matmul_n": matmul_n, "energy_window_s": energy_window_s, "workers": workers,
-        "allow_tf32": allow_tf32, "threads": threads,
-    },
+    params=results.parameters(globals(), "sharing_moves"),
     device=info,
     seed=seed,
 )

@@ -126,3 +126,31 @@ def test_two_smoke_runs_from_clean_agree_except_measurements(smoke_tree: Path,
         first = json.loads((smoke_tree / "results" / "smoke" / f"{chapter}.json").read_text())
         second = json.loads((again / "results" / "smoke" / f"{chapter}.json").read_text())
         assert without_measurements(first) == without_measurements(second), chapter
+
+
+def test_every_chapter_records_each_parameter_it_ran_with(smoke_tree: Path) -> None:
+    # the values the pipeline resolved for smoke, as `gardenpath params` reports them,
+    # must be exactly the provenance's params (results.parameters reads the notebook)
+    from conftest import smoke_results
+
+    from gardenpath.params import notebook_parameters
+
+    for chapter in toc_chapters():
+        recorded = smoke_results(smoke_tree, chapter)["provenance"]["params"]
+        declared = notebook_parameters(REPO / "notebooks" / f"{chapter}.py")
+        assert set(recorded) == set(declared), chapter
+        for name, value in yaml_profile_values(chapter).items():
+            assert recorded[name] == value, (chapter, name)
+
+
+def yaml_profile_values(chapter: str) -> dict:
+    import yaml
+
+    return (yaml.safe_load((REPO / "params" / "smoke.yaml").read_text()) or {}).get(chapter, {})
+
+
+def test_parameters_of_a_notebook_must_all_be_defined() -> None:
+    from gardenpath.results import ResultsError, parameters
+
+    with pytest.raises(ResultsError, match="energy: parameters not defined yet: .*seed"):
+        parameters({"device": "cpu"}, "energy")

@@ -77,6 +77,20 @@ def profile_name() -> str:
     return os.environ.get("GARDENPATH_PROFILE", "interactive")
 
 
+def parameters(namespace: dict[str, Any], chapter: str) -> dict[str, Any]:
+    """The values of every parameter ``chapter``'s notebook declares, read from ``namespace``
+    (the notebook's ``globals()``, after papermill's injected cell): what to record and
+    pass on, without listing the names a second time."""
+    from gardenpath.params import notebook_parameters
+
+    root = Path(os.environ.get("GARDENPATH_ROOT") or Path(__file__).resolve().parents[2])
+    names = notebook_parameters(root / "notebooks" / f"{chapter}.py")
+    missing = [n for n in names if n not in namespace]
+    if missing:
+        raise ResultsError(f"{chapter}: parameters not defined yet: {', '.join(missing)}")
+    return {name: namespace[name] for name in names}
+
+
 def record(
     claim: str,
     verdict: str,
