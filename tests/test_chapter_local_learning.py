@@ -47,31 +47,6 @@ def test_smoke_run_records_numbers_and_a_verdict(smoke_tree):
     assert data["provenance"]["params"]["num_seeds"] == 1  # the smoke profile applied
 
 
-def test_smoke_page_quotes_the_glued_numbers(smoke_tree):
-    import nbformat
-
-    nb = nbformat.read(smoke_tree / ".gardenpath" / "out" / "smoke" / "local_learning.ipynb",
-                       as_version=4)
-    glued = set()
-    for cell in nb.cells:
-        for out in cell.get("outputs", []):
-            key = out.get("metadata", {}).get("scrapbook", {}).get("name")
-            if key:
-                glued.add(key)
-    quoted = set()
-    import re
-
-    for cell in nb.cells:
-        if cell.cell_type == "markdown":
-            quoted |= set(re.findall(r"\{glue:text\}`([A-Za-z0-9_]+)", cell.source))
-            quoted |= set(re.findall(r"\{glue:figure\} ([A-Za-z0-9_-]+)", cell.source))
-    assert quoted and quoted <= glued, f"quoted but never glued: {sorted(quoted - glued)}"
-
-
-# ------------------------------------------------------------------ FLOPs by hand
-
-
-@pytest.fixture(scope="module")
 def tiny():
     g = np.random.default_rng(0)
     x = g.random((40, 64)).astype(np.float32)

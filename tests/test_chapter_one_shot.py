@@ -5,7 +5,6 @@ stopping rule, that timing the macrocolumn's store leaves no trace in what it re
 afterwards, and the verdict's branches.
 """
 
-import re
 from types import SimpleNamespace
 
 import numpy as np
@@ -46,24 +45,6 @@ def test_smoke_run_records_numbers_and_a_verdict(smoke_tree):
     assert n["fixed_time_holds"] == (m["sdr_store_ratio"] <= n["fixed_time_tolerance"]
                                      and m["sdr_retrieve_ratio"] <= n["fixed_time_tolerance"])
     assert data["provenance"]["params"]["draws"] == 1  # the smoke profile applied
-
-
-def test_smoke_page_quotes_only_glued_names(smoke_tree):
-    import nbformat
-
-    nb = nbformat.read(smoke_tree / ".gardenpath" / "out" / "smoke" / "one_shot.ipynb",
-                       as_version=4)
-    glued = {out.get("metadata", {}).get("scrapbook", {}).get("name")
-             for cell in nb.cells for out in cell.get("outputs", [])}
-    quoted = set()
-    for cell in nb.cells:
-        if cell.cell_type == "markdown":
-            quoted |= set(re.findall(r"\{glue:text\}`([A-Za-z0-9_]+)", cell.source))
-            quoted |= set(re.findall(r"\{glue:figure\} ([A-Za-z0-9_-]+)", cell.source))
-    assert quoted and quoted <= glued, f"quoted but never glued: {sorted(quoted - glued)}"
-
-
-# ------------------------------------------------------------------ items and memories
 
 
 def test_synthetic_items_have_exactly_the_active_bits_and_any_range_matches():

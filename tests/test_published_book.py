@@ -154,3 +154,19 @@ def test_parameters_of_a_notebook_must_all_be_defined() -> None:
 
     with pytest.raises(ResultsError, match="energy: parameters not defined yet: .*seed"):
         parameters({"device": "cpu"}, "energy")
+
+
+def test_every_chapter_quotes_only_names_it_glued(smoke_tree: Path) -> None:
+    import nbformat
+
+    for chapter in toc_chapters():
+        nb = nbformat.read(smoke_tree / ".gardenpath" / "out" / "smoke" / f"{chapter}.ipynb",
+                           as_version=4)
+        glued = {out.get("metadata", {}).get("scrapbook", {}).get("name")
+                 for cell in nb.cells for out in cell.get("outputs", [])}
+        quoted = set()
+        for cell in nb.cells:
+            if cell.cell_type == "markdown":
+                quoted |= set(re.findall(r"\{glue:(?:text|md)\}`([A-Za-z0-9_]+)", cell.source))
+                quoted |= set(re.findall(r"\{glue:figure\} ([A-Za-z0-9_-]+)", cell.source))
+        assert quoted and quoted <= glued, (chapter, sorted(quoted - glued))
