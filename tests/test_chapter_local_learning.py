@@ -47,6 +47,10 @@ def test_smoke_run_records_numbers_and_a_verdict(smoke_tree):
     assert data["provenance"]["params"]["num_seeds"] == 1  # the smoke profile applied
 
 
+# ------------------------------------------------------------------ FLOPs by hand
+
+
+@pytest.fixture(scope="module")
 def tiny():
     g = np.random.default_rng(0)
     x = g.random((40, 64)).astype(np.float32)

@@ -47,6 +47,9 @@ def test_smoke_run_records_numbers_and_a_verdict(smoke_tree):
     assert data["provenance"]["params"]["draws"] == 1  # the smoke profile applied
 
 
+# ------------------------------------------------------------------ items and memories
+
+
 def test_synthetic_items_have_exactly_the_active_bits_and_any_range_matches():
     whole = osh.synthetic_items(0, 50, 64, 5, seed=3, chunk=16)
     assert whole.shape == (50, 64) and whole.dtype == torch.uint8
