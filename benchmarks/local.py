@@ -613,20 +613,24 @@ def kernel_passes(shape: Shape, device: torch.device, min_run_time_s: float = 0.
     dw, dxt, y, db = torch.empty_like(w), torch.empty_like(xt), torch.empty_like(dy), \
         torch.empty(c, L)
     dx = torch.empty_like(x)
-    work = torch.empty(lib.lc_work_floats(b, c, k, k, c))
-    geom = (b, c, n, n, k, k, 1, 1, ho, ho, c)
-    p = lc_native._p
+    pl = lc_native.plan((b, c, n, n, 0, 0, k, k, 1, 1, ho, ho, c), 1)
+    work = torch.empty(pl.work_floats)
+    gm = pl.gm
+
+    def p(t: torch.Tensor | None) -> int | None:
+        return None if t is None else t.data_ptr()
+
+    def backward(db: torch.Tensor | None, want_dw: int, want_dx: int) -> Callable[[], int]:
+        return lambda: lib.lc_backward(p(xt), p(w), p(dy), p(dw), p(dxt), p(db), None, p(work),
+                                       0, L, gm, want_dw, want_dx)
+
     calls = {
-        "forward": lambda: lib.lc_forward(p(xt), p(w), None, p(y), p(work), 0, L, *geom),
-        "weight_grad": lambda: lib.lc_backward(p(xt), p(w), p(dy), p(dw), p(dxt), None,
-                                               p(work), 0, L, *geom, 1, 0),
-        "input_grad": lambda: lib.lc_backward(p(xt), p(w), p(dy), p(dw), p(dxt), None,
-                                              p(work), 0, L, *geom, 0, 1),
-        "bias_grad": lambda: lib.lc_backward(p(xt), p(w), p(dy), p(dw), p(dxt), p(db),
-                                             p(work), 0, L, *geom, 0, 0),
-        "pack": lambda: lib.lc_pack(p(x), p(xt), b, c, n, n, 0, 0),
-        "unpack": lambda: lib.lc_unpack((ctypes.c_void_p * 1)(dxt.data_ptr()), 1, p(dx),
-                                        b, c, n, n, 0, 0),
+        "forward": lambda: lib.lc_forward(None, p(xt), p(w), None, p(y), p(work), 0, L, gm),
+        "weight_grad": backward(None, 1, 0),
+        "input_grad": backward(None, 0, 1),
+        "bias_grad": backward(db, 0, 0),
+        "pack": lambda: lib.lc_pack(p(x), p(xt), gm),
+        "unpack": lambda: lib.lc_unpack((ctypes.c_void_p * 1)(dxt.data_ptr()), 1, p(dx), gm),
     }
     return {name: time_fn(fn, device=device, min_run_time_s=min_run_time_s).median_s
             for name, fn in calls.items()}

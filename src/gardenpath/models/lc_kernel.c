@@ -9,9 +9,12 @@
  * the unfold / fold around it adds copies and memory.  Built and loaded by
  * gardenpath.models.lc_native; every tensor is contiguous row-major float32.
  *
- * Layouts: xp (B, C, Hp, Wp) is the zero-padded input; w (L, K, O) with K = C*kh*kw
- * ordered (c, i, j) as in F.unfold; out and g (L, B, O); dw (L, K, O); dxp like xp.
- * Each call handles positions [l0, l1), so callers can split positions across threads.
+ * Layouts: x (B, C, H, W) is the input and xt (Hp, Wp, C, B) its zero-padded,
+ * batch-innermost copy; w (L, K, O) with K = C*kh*kw ordered (c, i, j) as in F.unfold;
+ * y and dy (B, O, Ho*Wo); dw (L, K, O); dxt like xt.  Every entry point takes the layer's
+ * geometry as one array gm[GM_LEN] (one pointer instead of 13 arguments: each argument
+ * ctypes converts costs the caller about 0.1 us).  Each call handles positions [l0, l1),
+ * so callers can split positions across threads.
  */
 #include <stddef.h>
 #include <stdlib.h>
@@ -242,6 +245,18 @@ typedef struct {
     long B, C, Hp, Wp, kh, kw, sh, sw, Wo, O, L;
 } geom;
 
+/* gm[] = {B, C, H, W, ph, pw, kh, kw, sh, sw, Ho, Wo, O}: what the caller passes. */
+enum { GM_B, GM_C, GM_H, GM_W, GM_PH, GM_PW, GM_KH, GM_KW, GM_SH, GM_SW, GM_HO, GM_WO, GM_O,
+       GM_LEN };
+
+static geom geom_of(const long *gm)
+{
+    geom g = {gm[GM_B], gm[GM_C], gm[GM_H] + 2 * gm[GM_PH], gm[GM_W] + 2 * gm[GM_PW],
+              gm[GM_KH], gm[GM_KW], gm[GM_SH], gm[GM_SW], gm[GM_WO], gm[GM_O],
+              gm[GM_HO] * gm[GM_WO]};
+    return g;
+}
+
 static inline long corner(const geom *g, long l)
 {
     return ((l / g->Wo) * g->sh * g->Wp + (l % g->Wo) * g->sw) * g->C * g->B;
@@ -395,9 +410,9 @@ static void transpose(const float *w, long K, long O, float *wt)
 }
 
 /* Work buffer floats needed by lc_forward / lc_backward. */
-long lc_work_floats(long B, long C, long kh, long kw, long O)
+long lc_work_floats(const long *gm)
 {
-    long K = C * kh * kw;
+    long B = gm[GM_B], O = gm[GM_O], K = gm[GM_C] * gm[GM_KH] * gm[GM_KW];
     return B * K + K * O + O * B + PG * B * O;
 }
 
@@ -439,16 +454,20 @@ static void store_y_group(const geom *g, const float *buf, long lg, long n,
     for (long lg = (l0), n = (l1) - (l0) < PG ? (l1) - (l0) : PG; lg < (l1); \
          lg += PG, n = (l1) - lg < PG ? (l1) - lg : PG)
 
+void lc_pack(const float *x, float *xt, const long *gm);
+void lc_unpack(float *const *dxt, long n, float *dx, const long *gm);
+
 /* y[b, o, l] = patch_l (B x K) @ w[l] (K x O) + bias[o, l] for l in [l0, l1), with xt the
  * padded batch-innermost input (Hp, Wp, C, B), y (B, O, Ho*Wo) and bias (O, Ho*Wo) or NULL.
+ * x non-NULL: first pack x into xt (lc_pack; a single-threaded caller saves a call).
  * 0, or -1 when out of memory. */
-int lc_forward(const float *xt, const float *w, const float *bias, float *y, float *work,
-               long l0, long l1, long B, long C, long Hp, long Wp, long kh, long kw, long sh,
-               long sw, long Ho, long Wo, long O)
+int lc_forward(const float *x, float *xt, const float *w, const float *bias, float *y,
+               float *work, long l0, long l1, const long *gm)
 {
-    geom g = {B, C, Hp, Wp, kh, kw, sh, sw, Wo, O, Ho * Wo};
-    long K = C * kh * kw, BO = B * O, *off = patch_offsets(&g);
+    geom g = geom_of(gm);
+    long K = g.C * g.kh * g.kw, B = g.B, O = g.O, BO = B * O, *off = patch_offsets(&g);
     if (!off) return -1;
+    if (x) lc_pack(x, xt, gm);
     float *out = work; /* PG x (B x O) */
     GROUPS(l0, l1, lg, n) {
         for (long l = lg; l < lg + n; l++) {
@@ -466,16 +485,17 @@ int lc_forward(const float *xt, const float *w, const float *bias, float *y, flo
 /* For l in [l0, l1), with dy (B, O, Ho*Wo) the output gradient: dw[l] = patch_l^T @ dy_l
  * (if want_dw), dxt = scatter(dy_l @ w[l]^T) summed over these positions (if want_dx; dxt,
  * laid out like xt, is zeroed here and must be private to the caller's thread) and
- * db[o, l] = sum_b dy[b, o, l] (db NULL: not wanted).  0, or -1 when out of memory. */
+ * db[o, l] = sum_b dy[b, o, l] (db NULL: not wanted); dx non-NULL: then unpack dxt into dx
+ * (lc_unpack; a single-threaded caller saves a call).  0, or -1 when out of memory. */
 int lc_backward(const float *xt, const float *w, const float *dy, float *dw, float *dxt,
-                float *db, float *work, long l0, long l1, long B, long C, long Hp, long Wp,
-                long kh, long kw, long sh, long sw, long Ho, long Wo, long O, int want_dw,
-                int want_dx)
+                float *db, float *dx, float *work, long l0, long l1, const long *gm,
+                int want_dw, int want_dx)
 {
-    geom g = {B, C, Hp, Wp, kh, kw, sh, sw, Wo, O, Ho * Wo};
-    long K = C * kh * kw, L = g.L, BO = B * O, *off = patch_offsets(&g);
+    geom g = geom_of(gm);
+    long B = g.B, O = g.O, K = g.C * g.kh * g.kw, L = g.L, BO = B * O;
+    long *off = patch_offsets(&g);
     if (!off) return -1;
-    if (want_dx) memset(dxt, 0, (size_t)(Hp * Wp * C * B) * sizeof *dxt);
+    if (want_dx) memset(dxt, 0, (size_t)(g.Hp * g.Wp * g.C * B) * sizeof *dxt);
     if (db) {
         for (long o = 0; o < O; o++)
             for (long l = l0; l < l1; l++) db[o * L + l] = 0.f;
@@ -534,13 +554,16 @@ int lc_backward(const float *xt, const float *w, const float *dy, float *dw, flo
             }
         }
     free(off);
+    if (want_dx && dx) lc_unpack(&dxt, 1, dx, gm);
     return 0;
 }
 
 /* xt (H + 2ph, W + 2pw, C, B) = x (B, C, H, W), zero-padded and batch-innermost.  16 x 16
  * blocks (16 batch entries by 16 columns) go through transpose16, the rest element-wise. */
-void lc_pack(const float *x, float *xt, long B, long C, long H, long W, long ph, long pw)
+void lc_pack(const float *x, float *xt, const long *gm)
 {
+    long B = gm[GM_B], C = gm[GM_C], H = gm[GM_H], W = gm[GM_W], ph = gm[GM_PH],
+         pw = gm[GM_PW];
     long Wp = W + 2 * pw, Hp = H + 2 * ph, CB = C * B;
     for (long h = 0; h < Hp; h++)
         for (long v = 0; v < Wp; v++)
@@ -567,9 +590,10 @@ void lc_pack(const float *x, float *xt, long B, long C, long H, long W, long ph,
 
 /* dx (B, C, H, W) = the sum of the n padded batch-innermost gradients dxt[0..n-1] (one per
  * thread; the first is summed into in place). */
-void lc_unpack(float *const *dxt, long n, float *dx, long B, long C, long H, long W, long ph,
-               long pw)
+void lc_unpack(float *const *dxt, long n, float *dx, const long *gm)
 {
+    long B = gm[GM_B], C = gm[GM_C], H = gm[GM_H], W = gm[GM_W], ph = gm[GM_PH],
+         pw = gm[GM_PW];
     long Wp = W + 2 * pw, CB = C * B, total = (H + 2 * ph) * Wp * CB;
     for (long t = 1; t < n; t++)
         for (long m = 0; m < total; m++) dxt[0][m] += dxt[t][m];

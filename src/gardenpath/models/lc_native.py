@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -93,16 +94,16 @@ def _load() -> tuple[Any, str]:
         lib = ctypes.CDLL(str(lib_path))
     except OSError as exc:
         return None, f"load failed: {exc}"
-    ptr, n = ctypes.c_void_p, ctypes.c_long
-    lib.lc_work_floats.argtypes = [n] * 5
+    ptr, n, gm = ctypes.c_void_p, ctypes.c_long, ctypes.POINTER(ctypes.c_long)
+    lib.lc_work_floats.argtypes = [gm]
     lib.lc_work_floats.restype = n
-    lib.lc_forward.argtypes = [ptr] * 5 + [n] * 13
+    lib.lc_forward.argtypes = [ptr] * 6 + [n] * 2 + [gm]
     lib.lc_forward.restype = ctypes.c_int
-    lib.lc_backward.argtypes = [ptr] * 7 + [n] * 13 + [ctypes.c_int] * 2
+    lib.lc_backward.argtypes = [ptr] * 8 + [n] * 2 + [gm] + [ctypes.c_int] * 2
     lib.lc_backward.restype = ctypes.c_int
-    lib.lc_pack.argtypes = [ptr] * 2 + [n] * 6
+    lib.lc_pack.argtypes = [ptr] * 2 + [gm]
     lib.lc_pack.restype = None
-    lib.lc_unpack.argtypes = [ctypes.POINTER(ptr), n, ptr] + [n] * 6
+    lib.lc_unpack.argtypes = [ctypes.POINTER(ptr), n, ptr, gm]
     lib.lc_unpack.restype = None
     return lib, f"native ({Path(cc).name} {' '.join(FLAGS[:2])}, {lib_path.name})"
 
@@ -148,16 +149,28 @@ def applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
             and available())
 
 
-def _split(n: int) -> list[tuple[int, int]]:
-    """Position ranges, one per torch intra-op thread (at least 8 positions each)."""
-    return _split_for(n, torch.get_num_threads())
+@dataclass(frozen=True)
+class Plan:
+    """What a call of the kernel needs besides its tensors, worked out once per layer shape
+    and thread count: the geometry array the C entry points take, the position range of
+    each thread (at least 8 positions each) and the scratch floats per thread."""
+
+    gm: Any  # ctypes (c_long * 13): B, C, H, W, ph, pw, kh, kw, sh, sw, Ho, Wo, O
+    parts: tuple[tuple[int, int], ...]
+    work_floats: int
+    xt_shape: tuple[int, int, int, int]  # the padded batch-innermost input (Hp, Wp, C, B)
 
 
 @cache
-def _split_for(n: int, threads: int) -> list[tuple[int, int]]:
-    parts = max(1, min(threads, n // 8))
-    bounds = [n * i // parts for i in range(parts + 1)]
-    return list(zip(bounds[:-1], bounds[1:], strict=True))
+def plan(geometry: tuple[int, ...], threads: int) -> Plan:
+    """The :class:`Plan` of ``geometry`` = (B, C, H, W, ph, pw, kh, kw, sh, sw, Ho, Wo, O)."""
+    b, c, h, w, ph, pw, *_, ho, wo, o = geometry
+    n = ho * wo
+    count = max(1, min(threads, n // 8))
+    bounds = [n * i // count for i in range(count + 1)]
+    gm = (ctypes.c_long * len(geometry))(*geometry)
+    return Plan(gm, tuple(zip(bounds[:-1], bounds[1:], strict=True)),
+                int(_load()[0].lc_work_floats(gm)), (h + 2 * ph, w + 2 * pw, c, b))
 
 
 _pool: ThreadPoolExecutor | None = None
@@ -239,11 +252,6 @@ class GradPool:
 grad_pool = GradPool()
 
 
-def _p(t: torch.Tensor) -> int:
-    """The address ctypes passes for a ``c_void_p`` argument."""
-    return t.data_ptr()
-
-
 _scratch = threading.local()
 
 
@@ -268,7 +276,9 @@ class LocalFn(torch.autograd.Function):
     """Forward and backward of a locally connected layer through the fused kernel.
 
     Saves the input, padded and batch-innermost (not unfolded): the kernel reads every
-    position's patches from it in place, in both passes.
+    position's patches from it in place, in both passes. With one thread, packing the input
+    and unpacking its gradient happen inside the forward and backward calls (one C call
+    per pass: the Python around the kernel is a tenth of a small layer's step).
     """
 
     @staticmethod
@@ -276,53 +286,51 @@ class LocalFn(torch.autograd.Function):
                 kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
                 out_size: tuple[int, int]) -> torch.Tensor:
         lib = _load()[0]
-        (kh, kw), (sh, sw), (ph, pw), (ho, wo) = kernel, stride, padding, out_size
         b, c, h, w_in = x.shape
-        # the input batch-innermost and zero-padded, (Hp, Wp, C, B): see lc_kernel.c
-        xt = x.new_empty(h + 2 * ph, w_in + 2 * pw, c, b)
-        xc = x.contiguous()
-        lib.lc_pack(_p(xc), _p(xt), b, c, h, w_in, ph, pw)
-        w = weight.contiguous()
-        bias_c = bias.contiguous() if bias is not None else None
-        o = w.shape[2]
-        hp, wp = xt.shape[:2]
-        y = x.new_empty(b, o, ho, wo)
-        geom = (b, c, hp, wp, kh, kw, sh, sw, ho, wo, o)
-        parts = _split(ho * wo)
-        work = _work(x, lib.lc_work_floats(b, c, kh, kw, o), len(parts))
-        bias_p = _p(bias_c) if bias_c is not None else None
-        _run([lambda l0=l0, l1=l1, wk=wk: lib.lc_forward(_p(xt), _p(w), bias_p, _p(y), _p(wk),
-                                                         l0, l1, *geom)
-              for (l0, l1), wk in zip(parts, work, strict=True)])
-        ctx.save_for_backward(xt, w)
-        ctx.geometry = (geom, (ph, pw), bias is not None)
+        o = weight.shape[2]
+        pl = plan((b, c, h, w_in, *padding, *kernel, *stride, *out_size, o),
+                  torch.get_num_threads())
+        xc, w = x.contiguous(), weight.contiguous()
+        bias_p = bias.contiguous().data_ptr() if bias is not None else None
+        xt = x.new_empty(pl.xt_shape)
+        y = x.new_empty(b, o, *out_size)
+        work = _work(x, pl.work_floats, len(pl.parts))
+        if len(pl.parts) == 1:  # packs, then multiplies
+            _run([lambda: lib.lc_forward(xc.data_ptr(), xt.data_ptr(), w.data_ptr(), bias_p,
+                                         y.data_ptr(), work[0].data_ptr(), *pl.parts[0],
+                                         pl.gm)])
+        else:
+            lib.lc_pack(xc.data_ptr(), xt.data_ptr(), pl.gm)
+            _run([lambda l0=l0, l1=l1, wk=wk: lib.lc_forward(
+                      None, xt.data_ptr(), w.data_ptr(), bias_p, y.data_ptr(), wk.data_ptr(),
+                      l0, l1, pl.gm)
+                  for (l0, l1), wk in zip(pl.parts, work, strict=True)])
+        ctx.save_for_backward(xt, w)  # freed by backward (attributes would outlive it)
+        ctx.plan, ctx.x_shape, ctx.has_bias = pl, x.shape, bias is not None
         return y
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, dy: torch.Tensor) -> tuple[Any, ...]:
         lib = _load()[0]
-        xt, w = ctx.saved_tensors
-        geom, (ph, pw), has_bias = ctx.geometry
-        b, c, hp, wp, kh, kw = geom[:6]
-        o = geom[-1]
+        (xt, w), pl = ctx.saved_tensors, ctx.plan
         want_dx, want_dw = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         dy = dy.contiguous()  # (B, O, Ho, Wo), read in place by the kernel
         dw = grad_pool.take(w) if want_dw else w.new_empty(1)
-        parts = _split(w.shape[0])
         # each thread adds into its own padded input gradient (like xt); summed afterwards
-        dxts = [xt.new_empty(xt.shape if want_dx else (1,)) for _ in parts]
-        work = _work(xt, lib.lc_work_floats(b, c, kh, kw, o), len(parts))
-        want_db = has_bias and ctx.needs_input_grad[2]
+        dxts = [xt.new_empty(xt.shape if want_dx else (1,)) for _ in pl.parts]
+        dx = xt.new_empty(ctx.x_shape) if want_dx else None
+        work = _work(xt, pl.work_floats, len(pl.parts))
+        want_db = ctx.has_bias and ctx.needs_input_grad[2]
         db = dy.new_empty(dy.shape[1:]) if want_db else None  # (O, Ho, Wo)
-        db_p = _p(db) if db is not None else None
+        db_p = db.data_ptr() if db is not None else None
+        one = len(pl.parts) == 1  # then the call unpacks the input gradient itself
+        dx_p = dx.data_ptr() if one and dx is not None else None
         _run([lambda l0=l0, l1=l1, d=d, wk=wk: lib.lc_backward(
-                  _p(xt), _p(w), _p(dy), _p(dw), _p(d), db_p, _p(wk), l0, l1, *geom,
-                  int(want_dw), int(want_dx))
-              for (l0, l1), d, wk in zip(parts, dxts, work, strict=True)])
-        dx = None
-        if want_dx:
-            dx = xt.new_empty(b, c, hp - 2 * ph, wp - 2 * pw)
+                  xt.data_ptr(), w.data_ptr(), dy.data_ptr(), dw.data_ptr(), d.data_ptr(),
+                  db_p, dx_p, wk.data_ptr(), l0, l1, pl.gm, int(want_dw), int(want_dx))
+              for (l0, l1), d, wk in zip(pl.parts, dxts, work, strict=True)])
+        if dx is not None and not one:
             ptrs = (ctypes.c_void_p * len(dxts))(*[d.data_ptr() for d in dxts])
-            lib.lc_unpack(ptrs, len(dxts), _p(dx), b, c, hp - 2 * ph, wp - 2 * pw, ph, pw)
+            lib.lc_unpack(ptrs, len(dxts), dx.data_ptr(), pl.gm)
         return dx, dw if want_dw else None, db, None, None, None, None
