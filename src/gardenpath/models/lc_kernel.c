@@ -61,22 +61,29 @@ static inline void vstore_to(float *p, vf v, int stream)
 typedef struct {
     const char *p;
     long step;
-    int write;
     int stream; /* store the result with non-temporal stores (see DW_STREAM_MIN_BYTES) */
 } prefetch;
 
-static inline __attribute__((always_inline)) void pf_at(const prefetch *pf, long k)
+/* Where a tile's prefetches start and how far they move per k step; a tile with nothing to
+ * prefetch gets a dummy line and step 0, so the k loop has no branch for it. */
+static const char pf_dummy[128] __attribute__((aligned(64)));
+
+static inline const char *pf_start(const prefetch *pf, long *step)
 {
-    if (!pf->p || pf->stream) return;
-    const char *q = pf->p + k * pf->step;
-    if (pf->write) {
-        __builtin_prefetch(q, 1, 2);
-        if (pf->step > 64) __builtin_prefetch(q + 64, 1, 2);
-    } else {
-        __builtin_prefetch(q, 0, 2);
-        if (pf->step > 64) __builtin_prefetch(q + 64, 0, 2);
-    }
+    int off = !pf->p || pf->stream;
+    *step = off ? 0 : pf->step;
+    return off ? pf_dummy : pf->p;
 }
+
+/* One k step's prefetch: the line at q and, when a step covers two lines, the next one
+ * (read prefetches also for the weight gradient: a line no other core holds arrives
+ * exclusive, so storing into it later costs nothing more). */
+#define PF_STEP(q, step)                                                              \
+    do {                                                                              \
+        __builtin_prefetch((q), 0, 2);                                                \
+        __builtin_prefetch((q) + ((step) >> 1), 0, 2);                                \
+        (q) += (step);                                                                \
+    } while (0)
 
 /* The left operand A (M x K) of a product: element (m, k) at a[m*ars + k*aks], or, when
  * roff is set, at a[roff[m] + koff[k]] (offset tables: the patches of a position read
@@ -120,12 +127,14 @@ tile_s(const int mr, const int nv, long K, const float *a, long ars, long aks,
        const float *w, long ldw, float *c, long ldc, const prefetch *pf)
 {
     vf acc[MR][2];
+    long qs;
+    const char *q = pf_start(pf, &qs);
     for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = (vf){0};
     for (long k = 0; k < K; k++) {
         const float *wk = w + k * ldw;
         vf w0 = vload(wk);
         vf w1 = nv > 1 ? vload(wk + VL) : (vf){0};
-        pf_at(pf, k);
+        PF_STEP(q, qs);
 #pragma GCC unroll 8
         for (int r = 0; r < mr; r++) { /* the indexing the compiler turns into increments */
             float s = a[r * ars + k * aks];
@@ -147,8 +156,10 @@ tile_ix(const int mr, const int nv, long K, const float *a, const long *roff,
         acc[r][0] = acc[r][1] = (vf){0};
         ar[r] = r < mr ? a + roff[r] : a;
     }
+    long qs;
+    const char *q = pf_start(pf, &qs);
     for (long k = 0; k < K; k++) {
-        pf_at(pf, k);
+        PF_STEP(q, qs);
         tile_step(mr, nv, acc, ar, koff[k], w + k * ldw);
     }
     tile_store(mr, nv, acc, c, ldc, pf->stream);
@@ -206,11 +217,11 @@ static inline float aget(const amat *A, long m, long k)
  * the micro-kernel, the last N % VL columns scalar.  Meanwhile the pf_bytes at pf_next are
  * prefetched (pf_next NULL: none). */
 static void gemm(long M, long N, long K, amat A, const float *w, long ldw, float *c,
-                 long ldc, const void *pf_next, long pf_bytes, int pf_write, int stream)
+                 long ldc, const void *pf_next, long pf_bytes, int stream)
 {
     long tiles = ((N / (2 * VL)) + (N % (2 * VL) >= VL)) * ((M + MR - 1) / MR);
     long steps = tiles * K, lines = (pf_bytes + 63) / 64;
-    prefetch pf = {(const char *)pf_next, lines > steps ? 128 : 64, pf_write, stream};
+    prefetch pf = {(const char *)pf_next, lines > steps ? 128 : 64, stream};
     if (steps == 0) pf.p = NULL;
     long n = 0;
     for (; n + 2 * VL <= N; n += 2 * VL)
@@ -473,8 +484,7 @@ int lc_forward(const float *x, float *xt, const float *w, const float *bias, flo
         for (long l = lg; l < lg + n; l++) {
             const float *next = l + 1 < l1 ? w + (l + 1) * K * O : NULL;
             amat patch = {xt + corner(&g, l), 0, 0, off + K, off}; /* rows b, columns k */
-            gemm(B, O, K, patch, w + l * K * O, O, out + (l - lg) * BO, O, next, 4 * K * O, 0,
-                 0);
+            gemm(B, O, K, patch, w + l * K * O, O, out + (l - lg) * BO, O, next, 4 * K * O, 0);
         }
         store_y_group(&g, out, lg, n, bias, y);
     }
@@ -517,7 +527,7 @@ int lc_backward(const float *xt, const float *w, const float *dy, float *dw, flo
                 float *next = l + 1 < l1 ? dw + (l + 1) * K * O : NULL;
                 amat patch_t = {xt + corner(&g, l), 0, 0, off, off + K}; /* rows k, cols b */
                 gemm(K, O, B, patch_t, gbuf + (l - lg) * BO, O, dw + l * K * O, O, next,
-                     4 * K * O, 1, stream);
+                     4 * K * O, stream);
             }
         }
 #if defined(__AVX512F__)
@@ -534,7 +544,7 @@ int lc_backward(const float *xt, const float *w, const float *dy, float *dw, flo
                      * vectors run along the batch, w[l] is read in place (not transposed),
                      * and the result adds into dxt with vector adds */
                     transpose(gl, B, O, gt);
-                    gemm(K, B, O, strided(wl, O, 1), gt, B, e, B, next, 4 * K * O, 0, 0);
+                    gemm(K, B, O, strided(wl, O, 1), gt, B, e, B, next, 4 * K * O, 0);
                     scatter_add_t(&g, dxt, l, off, e);
                     continue;
                 }
@@ -549,7 +559,7 @@ int lc_backward(const float *xt, const float *w, const float *dy, float *dw, flo
                 }
 #endif
                 transpose(wl, K, O, wt);
-                gemm(B, K, O, strided(gl, O, 1), wt, K, e, K, next, 4 * K * O, 0, 0);
+                gemm(B, K, O, strided(gl, O, 1), wt, K, e, K, next, 4 * K * O, 0);
                 scatter_add(&g, dxt, l, off, e);
             }
         }
