@@ -134,15 +134,18 @@ needs_native = pytest.mark.skipif(not lc_native.available(),
                                   reason=f"fused kernel unavailable: {lc_native.status()}")
 
 #: (C, O, k, H, stride, padding, B): every code path of lc_kernel.c — dx by dot products
-#: (B <= 2, O % 16 == 0), by W @ G^T (B % 16 == 0), by transpose + gemm (the rest); full and
-#: half vector tiles and scalar column tails; kernel sizes with and without a specialised
-#: gather; strides and padding.
+#: (B <= 2, O % 16 == 0), by W @ G^T (B % 16 == 0), by in-register transposes (3 <= B <= 8,
+#: O % 16 == 0: vector adds for B = 4 and 8, lane by lane otherwise, K % 16 rows after the
+#: last full block), by transpose + gemm (the rest); full and half vector tiles and scalar
+#: column tails; kernel sizes with and without a specialised gather; strides and padding.
 NATIVE_CASES = [
     (3, 5, 3, 7, 1, 0, 2), (4, 33, 5, 9, 2, 2, 3), (16, 16, 3, 16, 1, 1, 16),
     (32, 32, 3, 10, 1, 1, 16), (3, 70, 5, 11, 1, 2, 1), (8, 20, 3, 10, 3, 1, 5),
     (32, 32, 3, 10, 1, 0, 1), (5, 48, 3, 9, 1, 1, 2), (7, 16, 5, 12, 2, 1, 1),
     (4, 64, 3, 8, 1, 1, 32), (3, 16, 2, 6, 1, 0, 17), (2, 3, 4, 9, 2, 0, 4),
     (32, 32, 3, 34, 1, 0, 2),  # a 38 MB weight gradient: written with streaming stores
+    (32, 32, 3, 10, 1, 1, 4), (3, 16, 3, 9, 1, 0, 3), (5, 48, 3, 8, 2, 1, 8),
+    (16, 32, 3, 8, 1, 1, 6),
 ]
 
 
