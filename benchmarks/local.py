@@ -597,9 +597,10 @@ def kernel_passes(shape: Shape, device: torch.device, min_run_time_s: float = 0.
     """Seconds each part of ours' step takes on its own: the fused kernel's forward,
     weight-gradient and input-gradient passes, its bias-gradient sum, and the packing of the
     input and unpacking of its gradient (the layout copies), each called straight through
-    ``lc_native.library()`` on the step's shapes. What a full step takes beyond their sum
-    is Python, autograd and allocation. None where the kernel does not run (GPU, no
-    compiler)."""
+    ``lc_native.library()`` on the step's shapes; and ``sequence``, a step's two calls back
+    to back (each pass then starts with what the previous one left in cache). What a full
+    step takes beyond the sequence is Python, autograd and allocation. None where the
+    kernel does not run (GPU, no compiler)."""
     lib = lc_native.library()
     if device.type != "cpu" or lib is None:
         return None
@@ -631,6 +632,11 @@ def kernel_passes(shape: Shape, device: torch.device, min_run_time_s: float = 0.
         "bias_grad": backward(db, 0, 0),
         "pack": lambda: lib.lc_pack(p(x), p(xt), gm),
         "unpack": lambda: lib.lc_unpack((ctypes.c_void_p * 1)(dxt.data_ptr()), 1, p(dx), gm),
+        # a step's two C calls back to back, as LocalFn makes them, without Python around
+        "sequence": lambda: (
+            lib.lc_forward(p(x), p(xt), p(w), None, p(y), p(work), 0, L, gm),
+            lib.lc_backward(p(xt), p(w), p(dy), p(dw), p(dxt), p(db), p(dx), p(work), 0, L,
+                            gm, 1, 1)),
     }
     return {name: time_fn(fn, device=device, min_run_time_s=min_run_time_s).median_s
             for name, fn in calls.items()}
@@ -822,12 +828,15 @@ def _passes_section(rows: list[dict[str, Any]], peak: float) -> list[str]:
         step = rec["timing"]["median_s"]
         per_pass = row["floor"]["flops"] / 3  # each product pass does a third of the FLOPs
         copies = passes["pack"] + passes["unpack"] + passes["bias_grad"]
-        rest = step - sum(passes[k] for k in ("forward", "weight_grad", "input_grad")) - copies
-
+        alone = sum(passes[k] for k in ("forward", "weight_grad", "input_grad")) + copies
         cells = [f"{fmt_time(passes[k])} ({per_pass / passes[k] / 1e9:.3g} GFLOP/s)"
                  for k in ("forward", "weight_grad", "input_grad")]
+        seq = passes.get("sequence")  # absent in results from before it was measured
+        between = (f"{fmt_time(seq - alone)} ({100 * (seq - alone) / step:.0f}%)"
+                   if seq is not None else "-")
+        rest = step - (seq if seq is not None else alone)
         table.append([row["label"], fmt_time(step), fmt_time(row["floor"]["floor_s"]),
-                      *cells, fmt_time(copies),
+                      *cells, fmt_time(copies), between,
                       f"{fmt_time(rest)} ({100 * rest / step:.0f}%)"])
     if not table:
         return []
@@ -835,11 +844,16 @@ def _passes_section(rows: list[dict[str, Any]], peak: float) -> list[str]:
             "Each part of the fused kernel timed on its own on the step's shapes (its "
             "inputs warm in cache, so the parts can add up to less than a step); *layout "
             "copies* are packing the input batch-innermost, unpacking its gradient and the "
-            "bias gradient; the *rest* is the step's median minus these: Python, autograd, "
-            "allocation and cache misses between the passes. The compute ceiling is "
-            f"{peak / 1e9:.3g} GFLOP/s.",
+            "bias gradient. *Between passes* is what the same parts take more when a step's "
+            "two C calls run back to back without Python (each pass finds in cache what "
+            "the previous one left, not its own inputs; negative: the sequence is faster "
+            "than the parts alone); *Python and autograd* is the step's median minus that "
+            "sequence: the autograd engine, the Python around the kernel and allocating "
+            "the step's tensors (an empty autograd step alone is in the goal table's "
+            f"notes). The compute ceiling is {peak / 1e9:.3g} GFLOP/s.",
             md_table(["shape", "step", "floor", "forward pass", "weight-gradient pass",
-                      "input-gradient pass", "layout copies", "rest"], table)]
+                      "input-gradient pass", "layout copies", "between passes",
+                      "Python and autograd"], table)]
 
 
 def _profile_section(prof: dict[str, Any] | None) -> list[str]:
