@@ -848,9 +848,9 @@ def _passes_section(rows: list[dict[str, Any]], peak: float) -> list[str]:
             "two C calls run back to back without Python (each pass finds in cache what "
             "the previous one left, not its own inputs; negative: the sequence is faster "
             "than the parts alone); *Python and autograd* is the step's median minus that "
-            "sequence: the autograd engine, the Python around the kernel and allocating "
-            "the step's tensors (an empty autograd step alone is in the goal table's "
-            f"notes). The compute ceiling is {peak / 1e9:.3g} GFLOP/s.",
+            "sequence: the autograd engine, the Python around the kernel, allocating the "
+            "step's tensors, and the cache misses these cause (what they evict, and fresh "
+            f"tensors not yet in cache). The compute ceiling is {peak / 1e9:.3g} GFLOP/s.",
             md_table(["shape", "step", "floor", "forward pass", "weight-gradient pass",
                       "input-gradient pass", "layout copies", "between passes",
                       "Python and autograd"], table)]
