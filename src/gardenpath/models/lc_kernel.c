@@ -33,6 +33,7 @@
 #ifndef DX_TMUL_MAX_B
 #define DX_TMUL_MAX_B 8 /* batch up to which dx multiplies w^T blocks in registers (dx_tmul) */
 #endif
+_Static_assert(DX_TMUL_MAX_B <= 8, "dx_tmul is instantiated for 1 to 8 batch entries");
 typedef float vf __attribute__((vector_size(VL * sizeof(float))));
 
 static inline vf vload(const float *p) { vf v; memcpy(&v, p, sizeof v); return v; }
@@ -79,8 +80,9 @@ static inline const char *pf_start(const prefetch *pf, long *step)
 }
 
 /* One k step's prefetch: the line at q and, when a step covers two lines, the next one
- * (read prefetches also for the weight gradient: a line no other core holds arrives
- * exclusive, so storing into it later costs nothing more). */
+ * (with a one-line step the second falls in the same line: a spare instruction instead of
+ * a branch).  Read prefetches also for the weight gradient: a line no other core holds
+ * arrives exclusive, so storing into it later costs nothing more. */
 #define PF_STEP(q, step)                                                              \
     do {                                                                              \
         __builtin_prefetch((q), 0, 2);                                                \
@@ -440,8 +442,8 @@ static inline __attribute__((always_inline)) void add_lanes(float *p, vf v, cons
  * multiple of VL: a position's input gradient, added into the padded batch-innermost
  * gradient at d.  Each 16 x 16 block of w is transposed in registers and multiplied there
  * (vectors along k), so w^T is never written out; the 16 x nb result is transposed back in
- * registers and added with one masked vector add per k.  The next filter (next, or NULL) is
- * prefetched row for row. */
+ * registers and added with one vector add per k (add_lanes).  The next filter (next, or
+ * NULL) is prefetched row for row. */
 static inline __attribute__((always_inline)) void
 dx_tmul_nb(const int nb, long K, long O, const float *gl, const float *wl, const float *next,
            float *d, const long *koff)
@@ -475,11 +477,13 @@ dx_tmul_nb(const int nb, long K, long O, const float *gl, const float *wl, const
         }
 }
 
-/* dx_tmul_nb for B in 3..8 (the caller sees to that). */
+/* dx_tmul_nb for B in 1..DX_TMUL_MAX_B (the caller sees to that). */
 static void dx_tmul(long B, long K, long O, const float *gl, const float *wl,
                     const float *next, float *d, const long *koff)
 {
     switch (B) {
+    case 1: dx_tmul_nb(1, K, O, gl, wl, next, d, koff); break;
+    case 2: dx_tmul_nb(2, K, O, gl, wl, next, d, koff); break;
     case 3: dx_tmul_nb(3, K, O, gl, wl, next, d, koff); break;
     case 4: dx_tmul_nb(4, K, O, gl, wl, next, d, koff); break;
     case 5: dx_tmul_nb(5, K, O, gl, wl, next, d, koff); break;
@@ -643,7 +647,7 @@ int lc_backward(const float *xt, const float *w, const float *dy, float *dw, flo
                 }
 #endif
 #ifdef HAVE_TRANSPOSE16
-                if (B <= DX_TMUL_MAX_B && B < VL && O % VL == 0) {
+                if (B <= DX_TMUL_MAX_B && O % VL == 0) {
                     dx_tmul(B, K, O, gl, wl, next, dxt + corner(&g, l), off);
                     continue;
                 }
