@@ -67,7 +67,7 @@ from gardenpath.measure.memory import peak_memory
 from gardenpath.measure.roofline import BandwidthPoint, Roofline
 from gardenpath.measure.timing import time_fn
 from gardenpath.measure.traffic import layer_traffic
-from gardenpath.models import lc_native
+from gardenpath.models import lc_native, lc_op
 from gardenpath.models.local import LocallyConnected2d
 
 F32 = 4  # bytes per float32 element
@@ -578,16 +578,22 @@ class _EmptyStep(torch.autograd.Function):
 def empty_step(shape: Shape, device: torch.device, min_run_time_s: float = 0.2) -> float:
     """Seconds of a training step through autograd that computes nothing, on the step's
     tensors: what any layer driven from PyTorch pays on top of its arithmetic (Python,
-    the autograd engine, allocating output and gradients)."""
+    the autograd engine, allocating output and gradients). Measured through the C++
+    operator's empty twin where ours runs through the C++ operator."""
     b, c, n, o = shape.batch, shape.channels, shape.in_size, shape.out_size
     x = torch.randn(b, c, n, n, device=device, requires_grad=True)
     w = torch.randn(shape.positions, shape.fan_in, c, device=device, requires_grad=True)
     bias = torch.randn(c, o, o, device=device, requires_grad=True)
     dy = torch.randn(b, c, o, o, device=device)
 
+    # through the same mechanism as ours: the C++ operator's empty twin where ours runs
+    # through the C++ operator, a Python autograd.Function otherwise
+    cpp = device.type == "cpu" and lc_native.available() and lc_op.operator() is not None
+    fn = torch.ops.gardenpath.empty_step if cpp else _EmptyStep.apply
+
     def step() -> None:
         x.grad = w.grad = bias.grad = None
-        _EmptyStep.apply(x, w, bias, (b, c, o, o)).backward(dy)
+        fn(x, w, bias, (b, c, o, o)).backward(dy)
 
     return time_fn(step, device=device, min_run_time_s=min_run_time_s).median_s
 
@@ -632,7 +638,7 @@ def kernel_passes(shape: Shape, device: torch.device, min_run_time_s: float = 0.
         "bias_grad": backward(db, 0, 0),
         "pack": lambda: lib.lc_pack(p(x), p(xt), gm),
         "unpack": lambda: lib.lc_unpack((ctypes.c_void_p * 1)(dxt.data_ptr()), 1, p(dx), gm),
-        # a step's two C calls back to back, as LocalFn makes them, without Python around
+        # a step's two C calls back to back, as the layer makes them, without Python around
         "sequence": lambda: (
             lib.lc_forward(p(x), p(xt), p(w), None, p(y), p(work), 0, L, gm),
             lib.lc_backward(p(xt), p(w), p(dy), p(dw), p(dxt), p(db), p(dx), p(work), 0, L,
@@ -643,6 +649,18 @@ def kernel_passes(shape: Shape, device: torch.device, min_run_time_s: float = 0.
 
 
 PROFILE_SHAPE = Shape(16, 32, 3, 16)
+
+
+#: Profiler events kept: aten operators and the fused kernel's forward and backward (the
+#: C++ operator and its autograd node, or the Python LocalFn and LocalFnBackward).
+_PROFILED = ("aten::", "LocalFn", "gardenpath::", "torch::autograd::CppNode<")
+
+
+def _op_label(key: str) -> str:
+    """A profiler key as the report names it (the C++ autograd node by its function)."""
+    if key.startswith("torch::autograd::CppNode<"):
+        return key.split("::")[-1].rstrip(">") + " (backward)"
+    return key
 
 
 def profile_ops(shape: Shape, device: torch.device, steps: int = 3,
@@ -678,11 +696,10 @@ def profile_ops(shape: Shape, device: torch.device, steps: int = 3,
                 step()
             if cuda:
                 torch.cuda.synchronize(device)
-        events = [e for e in prof.key_averages()
-                  if e.key.startswith(("aten::", "LocalFn"))]
+        events = [e for e in prof.key_averages() if e.key.startswith(_PROFILED)]
         total = sum(getattr(e, key) for e in events) or 1.0
         events.sort(key=lambda e: getattr(e, key), reverse=True)
-        out[name] = [{"op": e.key, "calls_per_step": e.count / steps,
+        out[name] = [{"op": _op_label(e.key), "calls_per_step": e.count / steps,
                       "self_us_per_step": getattr(e, key) / steps,
                       "share": getattr(e, key) / total} for e in events[:top]]
     return out
@@ -796,7 +813,7 @@ def render(data: dict[str, Any]) -> str:
         "this device. Where ours misses the 10x goal, the cell says whether any layer could "
         "meet it: the least a step can take is the floor plus an *empty autograd step* (a "
         "layer that allocates its output and gradients and computes nothing, measured on "
-        "the same tensors).",
+        "the same tensors through the same autograd mechanism as ours).",
         md_table(["shape", "implementation", "time", "floor", "3 bmm alone (÷ floor)",
                   "speed-up over Keras 1",
                   "over Keras 2", "over Conv2d", f"≥{GOAL_VS_BROADCAST:g}x over broadcast",
@@ -864,9 +881,11 @@ def _profile_section(prof: dict[str, Any] | None) -> list[str]:
     blocks = [f"### Where the time goes ({label}, `torch.profiler`)",
               "Self time of the heaviest aten operators per training step. The profiler "
               "adds a few microseconds to every call, so an op called hundreds of times "
-              "per step is overstated; the call counts are exact. In ours, `LocalFn` and "
-              "`LocalFnBackward` are the fused kernel's forward and backward: their self "
-              "time is the C code's."]
+              "per step is overstated; the call counts are exact. In ours, "
+              "`gardenpath::locally_connected` and `LocallyConnectedFn (backward)` (or, "
+              "where the C++ operator did not build, `LocalFn` and `LocalFnBackward`) are "
+              "the fused kernel's forward and backward: their self time is the C code's (the "
+              "tensors they allocate count as `aten::empty`)."]
     for who in ("ours", "bmm"):
         rows = [[r["op"], f"{r['calls_per_step']:g}", fmt_time(r["self_us_per_step"] / 1e6),
                  f"{100 * r['share']:.0f}%"] for r in prof["ops"][who]]
@@ -910,8 +929,9 @@ def run(quick: bool = False, *, device: str = "auto", mem_limit_gib: float = 3.0
         "quick": quick,
         "environment": env,
         "ceilings": roof.as_dict(),
-        "lc_path": ("fused CPU kernel, " + lc_native.status() if dev.type == "cpu"
-                    and lc_native.available() else "bmm (" + lc_native.status() + ")"),
+        "lc_path": ("fused CPU kernel, " + lc_native.status() + "; autograd: "
+                    + lc_op.status() if dev.type == "cpu" and lc_native.available()
+                    else "bmm (" + lc_native.status() + ")"),
         "flops_ceiling_source": flops_source,
         "ceilings_start": roof_start.as_dict(),
         "ceilings_end": roof_end.as_dict(),

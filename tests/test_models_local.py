@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from gardenpath.models import lc_native
+from gardenpath.models import lc_native, lc_op
 from gardenpath.models.local import LocallyConnected2d, conv_out_size
 
 
@@ -133,11 +133,12 @@ def test_rejects_wrong_input_shape_and_oversized_kernel():
 needs_native = pytest.mark.skipif(not lc_native.available(),
                                   reason=f"fused kernel unavailable: {lc_native.status()}")
 
-#: (C, O, k, H, stride, padding, B): every code path of lc_kernel.c — dx by dot products
-#: (B <= 2, O % 16 == 0), by W @ G^T (B % 16 == 0), by in-register transposes (3 <= B <= 8,
-#: O % 16 == 0: vector adds for B = 4 and 8, lane by lane otherwise, K % 16 rows after the
-#: last full block), by transpose + gemm (the rest); full and half vector tiles and scalar
-#: column tails; kernel sizes with and without a specialised gather; strides and padding.
+#: (C, O, k, H, stride, padding, B): every code path of lc_kernel.c — dx by broadcast groups
+#: (B <= 8 with O a multiple of the group size 16, 8, 4 or 2: four-chunk sweeps and single
+#: chunks, the in-lane reduction at B = 4, vector adds at B = 8, lane by lane otherwise,
+#: K % 16 rows after the last full block), by W @ G^T (B % 16 == 0), by transpose + gemm
+#: (the rest); full and half vector tiles and scalar column tails; kernel sizes with and
+#: without a specialised gather; strides and padding.
 NATIVE_CASES = [
     (3, 5, 3, 7, 1, 0, 2), (4, 33, 5, 9, 2, 2, 3), (16, 16, 3, 16, 1, 1, 16),
     (32, 32, 3, 10, 1, 1, 16), (3, 70, 5, 11, 1, 2, 1), (8, 20, 3, 10, 3, 1, 5),
@@ -149,10 +150,20 @@ NATIVE_CASES = [
 ]
 
 
+@pytest.fixture(params=["cpp", "python"])
+def autograd_path(request, monkeypatch):
+    """Run a test through the C++ operator, then through the Python LocalFn."""
+    if request.param == "cpp" and lc_op.operator() is None:
+        pytest.skip(f"C++ operator unavailable: {lc_op.status()}")
+    if request.param == "python":
+        monkeypatch.setattr(lc_op, "operator", lambda: None)
+    return request.param
+
+
 @needs_native
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("case", NATIVE_CASES, ids=lambda c: "C{}O{}k{}H{}s{}p{}B{}".format(*c))
-def test_fused_kernel_equals_the_bmm_path(case, threads):
+def test_fused_kernel_equals_the_bmm_path(case, threads, autograd_path):
     c, o, k, h, s, p, b = case
     torch.manual_seed(0)
     before = torch.get_num_threads()
@@ -199,7 +210,7 @@ def test_flop_counter_sees_the_layers_arithmetic():
 
 
 @needs_native
-def test_weight_gradient_pool_reuses_storage_only_when_nothing_holds_it():
+def test_weight_gradient_pool_reuses_storage_only_when_nothing_holds_it(autograd_path):
     lc = LocallyConnected2d(32, 32, 3, 16)  # 196 x 288 x 32 floats: above POOL_MIN_BYTES
     assert lc.weight.numel() * 4 >= lc_native.POOL_MIN_BYTES
     x = torch.randn(2, 32, 16, 16)
@@ -220,6 +231,36 @@ def test_weight_gradient_pool_reuses_storage_only_when_nothing_holds_it():
     g1 = lc.weight.grad.clone()
     lc(x).sum().backward()
     torch.testing.assert_close(lc.weight.grad, 2 * g1)
+
+
+@needs_native
+def test_frozen_weights_no_grad_and_repeated_backward_through_the_operator(autograd_path):
+    torch.manual_seed(0)
+    lc = LocallyConnected2d(4, 6, 3, 7, padding=1)
+    x = torch.randn(3, 4, 7, 7, requires_grad=True)
+    with torch.no_grad():
+        torch.testing.assert_close(lc(x), lc.forward_bmm(x), rtol=1e-5, atol=1e-5)
+    lc.weight.requires_grad_(False)  # frozen filters: only the input and bias get gradients
+    y = lc(x)
+    dy = torch.randn_like(y)
+    y.backward(dy, retain_graph=True)
+    assert lc.weight.grad is None
+    want = torch.autograd.grad(lc.forward_bmm(x), (x, lc.bias), dy)
+    torch.testing.assert_close(x.grad, want[0], rtol=1e-5, atol=1e-5)
+    y.backward(dy)  # a second backward through the same graph accumulates
+    torch.testing.assert_close(x.grad, 2 * want[0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(lc.bias.grad, 2 * want[1], rtol=1e-5, atol=1e-5)
+
+
+@needs_native
+def test_cpp_operator_serves_the_layer_where_a_cpp_compiler_exists():
+    if shutil.which("c++") is None and shutil.which("g++") is None:
+        pytest.skip("no C++ compiler")
+    assert lc_op.operator() is not None, lc_op.status()
+    assert lc_op.status().startswith("C++ autograd operator")
+    lc = LocallyConnected2d(2, 3, 3, 6)
+    y = lc(torch.randn(2, 2, 6, 6, requires_grad=True))
+    assert "LocallyConnectedFn" in y.grad_fn.name()  # the C++ function, not LocalFn
 
 
 @pytest.fixture
@@ -254,6 +295,29 @@ def test_failed_compile_is_reported_and_the_layer_still_works(fresh_loader, tmp_
     assert lc(torch.randn(1, 2, 6, 6)).shape == (1, 3, 4, 4)
 
 
+@needs_native
+def test_failed_operator_build_is_reported_and_the_python_path_serves(monkeypatch, tmp_path):
+    monkeypatch.setenv("GARDENPATH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("CXX", shutil.which("false"))
+    lc_op._load.cache_clear()
+    try:
+        assert lc_op.operator() is None
+        assert lc_op.status().startswith("compile failed (false)"), lc_op.status()
+        assert not any((tmp_path / "cache").glob("lc_op-*"))  # nothing half-built left
+        lc = LocallyConnected2d(2, 3, 3, 6)
+        x = torch.randn(2, 2, 6, 6, requires_grad=True)
+        y = lc(x)
+        assert type(y.grad_fn).__name__ == "LocalFnBackward"
+        dy = torch.randn_like(y)
+        got = torch.autograd.grad(y, (x, lc.weight), dy)
+        want = torch.autograd.grad(lc.forward_bmm(x), (x, lc.weight), dy)
+        for g, w in zip(got, want, strict=True):
+            torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-5)
+    finally:
+        monkeypatch.undo()
+        lc_op._load.cache_clear()
+
+
 def test_kernel_source_is_part_of_the_chapters_cache_key(tmp_path):
     from gardenpath.pipeline import tree_digest
 
@@ -261,6 +325,9 @@ def test_kernel_source_is_part_of_the_chapters_cache_key(tmp_path):
     (tmp_path / "k.c").write_text("int f(void) { return 1; }\n")
     before = tree_digest(tmp_path)
     (tmp_path / "k.c").write_text("int f(void) { return 2; }\n")
+    assert tree_digest(tmp_path) != before
+    before = tree_digest(tmp_path)
+    (tmp_path / "op.cpp").write_text("int g() { return 1; }\n")
     assert tree_digest(tmp_path) != before
 
 

@@ -116,14 +116,14 @@ def _digest_text(text: str) -> str:
 
 
 #: File types whose bytes enter a chapter's cache key (see :func:`tree_digest`).
-SOURCE_SUFFIXES = (".py", ".c")
+SOURCE_SUFFIXES = (".py", ".c", ".cpp")
 
 
 def tree_digest(folder: Path) -> str:
     """SHA-256 over the relative paths and bytes of the source files under ``folder``.
 
-    Source: ``*.py`` and ``*.c`` (the locally connected layer's CPU kernel), so a change to
-    either re-runs the chapters that use it.
+    Source: ``*.py``, ``*.c`` and ``*.cpp`` (the locally connected layer's CPU kernel and
+    its C++ autograd operator), so a change to any of them re-runs the chapters that use it.
     """
     h = hashlib.sha256()
     for path in sorted(folder.rglob("*")):

@@ -5,7 +5,10 @@ into a per-user cache and loaded with :mod:`ctypes`, so no build step, Python he
 extra package is needed. Where there is no compiler, the compile fails, or
 ``GARDENPATH_LC_NATIVE=0`` is set, :func:`status` says why and the layer keeps its
 ``torch.bmm`` path. ctypes releases the GIL during a call, so positions are split across
-``torch.get_num_threads()`` Python threads.
+``torch.get_num_threads()`` Python threads. :class:`LocalFn` is the layer's autograd
+function where the C++ operator of :mod:`gardenpath.models.lc_op` (the same kernel, with
+no Python in the backward) does not build; benchmarks time the kernel's passes through
+:func:`library`.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
@@ -59,37 +63,61 @@ def _compiler() -> str | None:
     return None
 
 
+def _first_line(text: str) -> str:
+    """The first line of a compiler's message that says "error", else its first line."""
+    lines = text.strip().splitlines() or ["?"]
+    return next((ln for ln in lines if "error" in ln), lines[0])
+
+
+def build_cached(stem: str, inputs: list[bytes],
+                 commands: Callable[[str, str], list[list[str]]]) -> tuple[Path | None, str]:
+    """Build a shared library into :func:`cache_dir` once per distinct ``inputs``.
+
+    ``commands(out, tmpdir)`` lists the compiler calls that write ``out`` (intermediate
+    files go to ``tmpdir``). Returns (path, "") or (None, why it failed). The file appears
+    under its final name in one rename, so concurrent builds never load half a file.
+    """
+    key = hashlib.sha256(b"\0".join([*inputs, _cpu_fingerprint().encode()])).hexdigest()[:16]
+    lib_path = cache_dir() / f"{stem}-{key}.so"
+    if lib_path.exists():
+        return lib_path, ""
+    try:
+        lib_path.parent.mkdir(parents=True, exist_ok=True)
+        tmpdir = tempfile.mkdtemp(prefix=f".{stem}-", dir=lib_path.parent)
+    except OSError as exc:
+        return None, f"cache directory not writable: {exc}"
+    try:
+        out = os.path.join(tmpdir, lib_path.name)
+        for cmd in commands(out, tmpdir):
+            res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+            if res.returncode != 0:
+                return None, f"compile failed ({Path(cmd[0]).name}): {_first_line(res.stderr)}"
+        os.replace(out, lib_path)
+        return lib_path, ""
+    except (OSError, subprocess.SubprocessError) as exc:
+        return None, f"compile failed: {exc}"
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def switched_off(name: str) -> bool:
+    """Whether environment variable ``name`` says 0, false, no or off."""
+    return os.environ.get(name, "1").strip().lower() in ("0", "false", "no", "off")
+
+
 @cache
 def _load() -> tuple[Any, str]:
     """(library or None, one-line status); compiled at most once per machine and source."""
-    if os.environ.get(ENV_SWITCH, "1").strip().lower() in ("0", "false", "no", "off"):
+    if switched_off(ENV_SWITCH):
         return None, f"disabled by {ENV_SWITCH}=0"
     cc = _compiler()
     if cc is None:
         return None, "no C compiler found (set CC)"
-    src = SOURCE.read_bytes()
-    key = hashlib.sha256(b"\0".join([src, " ".join(FLAGS).encode(), cc.encode(),
-                                     _cpu_fingerprint().encode()])).hexdigest()[:16]
-    lib_path = cache_dir() / f"lc_kernel-{key}.so"
-    if not lib_path.exists():
-        try:
-            lib_path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(suffix=".so", dir=lib_path.parent)
-            os.close(fd)
-        except OSError as exc:
-            return None, f"cache directory not writable: {exc}"
-        try:
-            res = subprocess.run([cc, *FLAGS, str(SOURCE), "-o", tmp],
-                                 capture_output=True, text=True, timeout=120)
-            if res.returncode != 0:
-                first = (res.stderr.strip().splitlines() or ["?"])[0]
-                return None, f"compile failed ({Path(cc).name}): {first}"
-            os.replace(tmp, lib_path)  # atomic: concurrent builds never load half a file
-        except (OSError, subprocess.SubprocessError) as exc:
-            return None, f"compile failed: {exc}"
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+    lib_path, why = build_cached(
+        "lc_kernel", [SOURCE.read_bytes(), " ".join(FLAGS).encode(), cc.encode()],
+        lambda out, _: [[cc, *FLAGS, str(SOURCE), "-o", out]])
+    if lib_path is None:
+        return None, why
     try:
         lib = ctypes.CDLL(str(lib_path))
     except OSError as exc:
@@ -225,8 +253,15 @@ class GradPool:
 
     def take(self, like: torch.Tensor) -> torch.Tensor:
         """An uninitialised tensor shaped like ``like``, reused when possible."""
-        if self._count is None or like.numel() * like.element_size() < POOL_MIN_BYTES:
+        reused = self.reuse(like)
+        if reused is None:
             return torch.empty_like(like, memory_format=torch.contiguous_format)
+        return reused
+
+    def reuse(self, like: torch.Tensor) -> torch.Tensor | None:
+        """The pooled buffer for ``like``'s shape when nothing else holds it, else None."""
+        if self._count is None or like.numel() * like.element_size() < POOL_MIN_BYTES:
+            return None
         key = (tuple(like.shape), like.dtype, like.device)
         with self._lock:
             entry = self._bufs.get(key)
@@ -234,9 +269,7 @@ class GradPool:
                 base = torch.empty_like(like, memory_format=torch.contiguous_format)
                 entry = self._bufs[key] = (base, self._users(base))
             base, free = entry
-            if self._users(base) == free:
-                return base.detach()
-        return torch.empty_like(like, memory_format=torch.contiguous_format)
+            return base.detach() if self._users(base) == free else None
 
     def held_bytes(self) -> int:
         """Bytes the pool keeps alive."""

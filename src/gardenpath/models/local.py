@@ -15,7 +15,9 @@ per position, with no weight shared between them. Two implementations compute it
 * on the CPU in float32, a fused C kernel (:mod:`gardenpath.models.lc_native`, compiled on
   first use): each position's patches are read in place from a batch-innermost copy of the
   input and multiplied with ``w_l`` by a register-tiled micro-kernel, and the backward pass
-  is written out the same way, so the (B, C*kh*kw, L) unfolded input never exists;
+  is written out the same way, so the (B, C*kh*kw, L) unfolded input never exists; autograd
+  drives it through a C++ operator (:mod:`gardenpath.models.lc_op`) where that builds, else
+  through :class:`lc_native.LocalFn`;
 * everywhere else (CUDA, float64, no C compiler): :meth:`LocallyConnected2d.forward_bmm`,
   ``unfold`` and one ``torch.bmm`` over the L positions, with autograd's backward.
 
@@ -40,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gardenpath.models import lc_native
+from gardenpath.models import lc_native, lc_op
 
 IntPair = int | tuple[int, int]
 
@@ -127,7 +129,7 @@ class LocallyConnected2d(nn.Module):
         """
         self._check_input(x)
         if lc_native.applies(x, self.weight):
-            return lc_native.LocalFn.apply(x, self.weight, self.bias, self.kernel_size,
+            return lc_op.locally_connected(x, self.weight, self.bias, self.kernel_size,
                                            self.stride, self.padding, self.out_size)
         return self.forward_bmm(x)
 
