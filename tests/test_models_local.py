@@ -266,6 +266,7 @@ def test_cpp_operator_serves_the_layer_where_a_cpp_compiler_exists():
 @pytest.fixture
 def fresh_loader(monkeypatch, tmp_path):
     """Forget the loaded kernel for one test, with a private cache directory."""
+    lc_op.operator()  # loaded once from the usual cache (a private one would rebuild it)
     monkeypatch.setenv("GARDENPATH_CACHE_DIR", str(tmp_path / "cache"))
     lc_native._load.cache_clear()
     yield monkeypatch
@@ -335,6 +336,9 @@ def test_method_sentence_names_the_path_that_runs(fresh_loader):
     assert "torch.bmm" in lc_native.describe("cuda")  # CUDA always takes the bmm path
     assert "`" not in lc_native.describe("cpu")  # glued as plain text into the prose
     assert ("fused C kernel" in lc_native.describe("cpu")) == lc_native.available()
+    if lc_native.available():
+        assert ("C++ autograd operator" in lc_native.describe("cpu")) \
+            == (lc_op.operator() is not None)
     fresh_loader.setenv("GARDENPATH_LC_NATIVE", "0")
     lc_native._load.cache_clear()
     sentence = lc_native.describe("cpu")

@@ -155,11 +155,17 @@ def describe(device: torch.device | str) -> str:
     """One sentence for a chapter's method text: how the layer's step runs on ``device``."""
     dev = torch.device(device)
     if dev.type == "cpu" and available():
+        from gardenpath.models import lc_op  # lc_op imports this module
+
+        driver = ("a C++ autograd operator (gardenpath.models.lc_op) calls it, so the "
+                  "backward pass runs without Python" if lc_op.operator() is not None else
+                  f"autograd calls it from Python (the C++ operator is not in use: "
+                  f"{lc_op.status()})")
         return ("On this CPU the locally connected layer runs our fused C kernel "
                 "(gardenpath.models.lc_native): each position's patches are read in place "
                 "from a batch-innermost copy of the input and multiplied with that "
                 "position's filter by a register-tiled matrix product, so no unfolded copy "
-                "of the input is ever made.")
+                f"of the input is ever made; {driver}.")
     why = f" (the fused CPU kernel is not in use: {status()})" if dev.type == "cpu" else ""
     return ("The locally connected layer unfolds its input into patches, a tensor as large "
             "as the input times the kernel's area, and runs one batched matrix product over "
