@@ -56,14 +56,15 @@ def _cpu_fingerprint() -> str:
     return "\n".join([platform.machine(), platform.processor(), *lines])
 
 
-def _compiler() -> str | None:
+def c_compiler() -> str | None:
+    """The C compiler to use: ``$CC``, else cc, gcc or clang on the PATH; None if none."""
     for name in (os.environ.get("CC"), "cc", "gcc", "clang"):
         if name and shutil.which(name):
             return shutil.which(name)
     return None
 
 
-def _first_line(text: str) -> str:
+def error_line(text: str) -> str:
     """The first line of a compiler's message that says "error", else its first line."""
     lines = text.strip().splitlines() or ["?"]
     return next((ln for ln in lines if "error" in ln), lines[0])
@@ -91,7 +92,7 @@ def build_cached(stem: str, inputs: list[bytes],
         for cmd in commands(out, tmpdir):
             res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
             if res.returncode != 0:
-                return None, f"compile failed ({Path(cmd[0]).name}): {_first_line(res.stderr)}"
+                return None, f"compile failed ({Path(cmd[0]).name}): {error_line(res.stderr)}"
         os.replace(out, lib_path)
         return lib_path, ""
     except (OSError, subprocess.SubprocessError) as exc:
@@ -110,7 +111,7 @@ def _load() -> tuple[Any, str]:
     """(library or None, one-line status); compiled at most once per machine and source."""
     if switched_off(ENV_SWITCH):
         return None, f"disabled by {ENV_SWITCH}=0"
-    cc = _compiler()
+    cc = c_compiler()
     if cc is None:
         return None, "no C compiler found (set CC)"
     lib_path, why = build_cached(

@@ -28,6 +28,7 @@ ENV_SWITCH = "GARDENPATH_LC_OP"
 
 
 def _cxx() -> str | None:
+    """The C++ compiler: ``$CXX``, else c++, g++ or clang++ on the PATH; None if none."""
     for name in (os.environ.get("CXX"), "c++", "g++", "clang++"):
         if name and shutil.which(name):
             return shutil.which(name)
@@ -41,7 +42,7 @@ def _load() -> tuple[Any, str]:
         return None, f"disabled by {ENV_SWITCH}=0"
     if not lc_native.available():
         return None, f"no fused kernel ({lc_native.status()})"
-    cc, cxx = lc_native._compiler(), _cxx()
+    cc, cxx = lc_native.c_compiler(), _cxx()
     if cxx is None:
         return None, "no C++ compiler found (set CXX)"
     root = Path(torch.__file__).parent
@@ -68,7 +69,7 @@ def _load() -> tuple[Any, str]:
         torch.ops.load_library(str(path))
         return torch.ops.gardenpath.locally_connected, f"C++ autograd operator ({path.name})"
     except (OSError, RuntimeError) as exc:
-        return None, f"load failed: {lc_native._first_line(str(exc))}"
+        return None, f"load failed: {lc_native.error_line(str(exc))}"
 
 
 def operator() -> Any:
