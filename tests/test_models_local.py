@@ -297,6 +297,19 @@ def test_failed_compile_is_reported_and_the_layer_still_works(fresh_loader, tmp_
 
 
 @needs_native
+def test_kept_memory_counts_the_operators_scratch():
+    if lc_op.operator() is None:
+        pytest.skip(f"C++ operator unavailable: {lc_op.status()}")
+    lc = LocallyConnected2d(8, 8, 3, 12)
+    x = torch.randn(3, 8, 12, 12, requires_grad=True)
+    lc(x).sum().backward()
+    pl = lc_native.plan((3, 8, 12, 12, 0, 0, 3, 3, 1, 1, 10, 10, 8), torch.get_num_threads())
+    kept = lc_op.scratch_bytes()
+    assert kept >= 4 * pl.work_floats * len(pl.parts)
+    assert lc_native.held_bytes() >= kept + lc_native.grad_pool.held_bytes()
+
+
+@needs_native
 def test_failed_operator_build_is_reported_and_the_python_path_serves(monkeypatch, tmp_path):
     monkeypatch.setenv("GARDENPATH_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("CXX", shutil.which("false"))

@@ -296,10 +296,12 @@ _scratch = threading.local()
 
 
 def held_bytes() -> int:
-    """Memory the fused kernel keeps between calls: pooled weight gradients and this
-    thread's scratch buffers."""
+    """Memory the fused kernel keeps between calls: pooled weight gradients, this thread's
+    scratch buffers (Python path) and every thread's scratch kept by the C++ operator."""
     scratch = sum(b.numel() * b.element_size() for b in getattr(_scratch, "bufs", None) or [])
-    return grad_pool.held_bytes() + scratch
+    from gardenpath.models import lc_op  # lc_op imports this module
+
+    return grad_pool.held_bytes() + scratch + lc_op.scratch_bytes()
 
 
 def _work(like: torch.Tensor, floats: int, parts: int) -> list[torch.Tensor]:

@@ -78,6 +78,30 @@ void run_parts(size_t n, const F &f) {
 
 float *ptr(const at::Tensor &t) { return t.defined() ? t.data_ptr<float>() : nullptr; }
 
+// Bytes of scratch kept by all threads (scratch_bytes reports it).
+std::atomic<int64_t> scratch_total{0};
+
+// The kernel's scratch floats, kept per calling thread between calls (the kernel uses them
+// only during a call). Allocating them per call cost page faults at large shapes: glibc
+// hands large freed blocks back to the system, and the next call faults them in again
+// (measured at 28x28, C = O = 64, B = 64, two threads: 8,000 faults a step, 86 vs 72 ms).
+struct Scratch {
+    std::vector<float> buf;
+    float *get(size_t floats) {
+        if (buf.size() < floats) {
+            scratch_total += static_cast<int64_t>((floats - buf.size()) * sizeof(float));
+            buf.resize(floats);
+        }
+        return buf.data();
+    }
+    ~Scratch() { scratch_total -= static_cast<int64_t>(buf.size() * sizeof(float)); }
+};
+
+float *scratch(size_t floats) {
+    thread_local Scratch s;
+    return s.get(floats);
+}
+
 struct LocallyConnectedFn : public torch::autograd::Function<LocallyConnectedFn> {
     static at::Tensor forward(AutogradContext *ctx, const at::Tensor &x_in,
                               const at::Tensor &w_in, const std::optional<at::Tensor> &bias_in,
@@ -91,13 +115,12 @@ struct LocallyConnectedFn : public torch::autograd::Function<LocallyConnectedFn>
         at::Tensor xt = at::empty({pl.hp, pl.wp, x.size(1), x.size(0)}, x.options());
         at::Tensor y = at::empty({x.size(0), w.size(2), geometry[6], geometry[7]}, x.options());
         const size_t n = pl.parts.size();
-        at::Tensor work = at::empty({static_cast<int64_t>(n), pl.work_floats}, x.options());
+        float *work = scratch(n * pl.work_floats);
         // with one part the forward call packs the input itself; otherwise pack first
         if (n > 1) lc_pack(ptr(x), ptr(xt), gm);
         run_parts(n, [&](size_t i) {
             return lc_forward(n == 1 ? ptr(x) : nullptr, ptr(xt), ptr(w), ptr(bias), ptr(y),
-                              ptr(work) + i * pl.work_floats, pl.parts[i][0], pl.parts[i][1],
-                              gm);
+                              work + i * pl.work_floats, pl.parts[i][0], pl.parts[i][1], gm);
         });
         ctx->save_for_backward({xt, w});
         ctx->saved_data["geometry"] = geometry;
@@ -137,11 +160,11 @@ struct LocallyConnectedFn : public torch::autograd::Function<LocallyConnectedFn>
         }
         at::Tensor dx = want_dx ? at::empty(x_shape, xt.options()) : at::Tensor();
         at::Tensor db = want_db ? at::empty(dy.sizes().slice(1), dy.options()) : at::Tensor();
-        at::Tensor work = at::empty({static_cast<int64_t>(n), pl.work_floats}, xt.options());
+        float *work = scratch(n * pl.work_floats);
         run_parts(n, [&](size_t i) {
             return lc_backward(ptr(xt), ptr(w), ptr(dy), ptr(dw),
                                want_dx ? dxt_ptrs[i] : nullptr, ptr(db),
-                               n == 1 ? ptr(dx) : nullptr, ptr(work) + i * pl.work_floats,
+                               n == 1 ? ptr(dx) : nullptr, work + i * pl.work_floats,
                                pl.parts[i][0], pl.parts[i][1], gm, want_dw, want_dx);
         });
         if (want_dx && n > 1) lc_unpack(dxt_ptrs.data(), static_cast<long>(n), ptr(dx), gm);
@@ -182,6 +205,8 @@ struct EmptyStepFn : public torch::autograd::Function<EmptyStepFn> {
     }
 };
 
+int64_t scratch_bytes() { return scratch_total.load(); }
+
 at::Tensor empty_step(const at::Tensor &x, const at::Tensor &w, const at::Tensor &b,
                       at::IntArrayRef out_shape) {
     return EmptyStepFn::apply(x, w, b, out_shape.vec());
@@ -193,6 +218,7 @@ TORCH_LIBRARY(gardenpath, m) {
     m.def("locally_connected(Tensor x, Tensor weight, Tensor? bias, Tensor? dw_buffer, "
           "int[] geometry) -> Tensor");
     m.def("empty_step(Tensor x, Tensor weight, Tensor bias, int[] out_shape) -> Tensor");
+    m.def("scratch_bytes() -> int", &scratch_bytes);
 }
 
 TORCH_LIBRARY_IMPL(gardenpath, CompositeImplicitAutograd, m) {

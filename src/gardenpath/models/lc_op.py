@@ -77,6 +77,14 @@ def operator() -> Any:
     return _load()[0]
 
 
+def scratch_bytes() -> int:
+    """Bytes of kernel scratch the C++ operator keeps between calls (0 where it is not
+    loaded; building it is not triggered)."""
+    if _load.cache_info().currsize == 0 or operator() is None:
+        return 0
+    return int(torch.ops.gardenpath.scratch_bytes())
+
+
 def status() -> str:
     """One line: whether the C++ operator is in use, and if not, why."""
     return _load()[1]
