@@ -201,7 +201,7 @@ def plan(geometry: tuple[int, ...], threads: int) -> Plan:
     """The :class:`Plan` of ``geometry`` = (B, C, H, W, ph, pw, kh, kw, sh, sw, Ho, Wo, O)."""
     b, c, h, w, ph, pw, *_, ho, wo, o = geometry
     n = ho * wo
-    count = max(1, min(threads, n // 8))
+    count = max(1, min(threads, n // 8))  # lc_op.cpp's make_plan splits the same way
     bounds = [n * i // count for i in range(count + 1)]
     gm = (ctypes.c_long * len(geometry))(*geometry)
     return Plan(gm, tuple(zip(bounds[:-1], bounds[1:], strict=True)),
