@@ -620,7 +620,7 @@ def kernel_passes(shape: Shape, device: torch.device, min_run_time_s: float = 0.
     dw, dxt, y, db = torch.empty_like(w), torch.empty_like(xt), torch.empty_like(dy), \
         torch.empty(c, L)
     dx = torch.empty_like(x)
-    pl = lc_native.plan((b, c, n, n, 0, 0, k, k, 1, 1, ho, ho, c), 1)
+    pl = lc_native.plan(lc_native.geometry((b, c, n, n), c, (k, k), (1, 1), (0, 0), (ho, ho)), 1)
     work = torch.empty(pl.work_floats)
     gm = pl.gm
 

@@ -297,13 +297,28 @@ def test_failed_compile_is_reported_and_the_layer_still_works(fresh_loader, tmp_
 
 
 @needs_native
+def test_operator_refuses_a_geometry_that_does_not_match_its_tensors():
+    if lc_op.operator() is None:
+        pytest.skip(f"C++ operator unavailable: {lc_op.status()}")
+    lc = LocallyConnected2d(2, 3, 3, 6)
+    x = torch.randn(2, 2, 6, 6)
+    good = lc_native.geometry(x.shape, 3, lc.kernel_size, lc.stride, lc.padding, lc.out_size)
+    assert lc_op.operator()(x, lc.weight, lc.bias, None, good).shape == (2, 3, 4, 4)
+    for bad in ((1, *good[1:]), (*good[:-1], 4), good[:8]):
+        with pytest.raises(RuntimeError, match="geometry"):
+            lc_op.operator()(x, lc.weight, lc.bias, None, bad)
+
+
+@needs_native
 def test_kept_memory_counts_the_operators_scratch():
     if lc_op.operator() is None:
         pytest.skip(f"C++ operator unavailable: {lc_op.status()}")
     lc = LocallyConnected2d(8, 8, 3, 12)
     x = torch.randn(3, 8, 12, 12, requires_grad=True)
     lc(x).sum().backward()
-    pl = lc_native.plan((3, 8, 12, 12, 0, 0, 3, 3, 1, 1, 10, 10, 8), torch.get_num_threads())
+    geometry = lc_native.geometry(x.shape, 8, lc.kernel_size, lc.stride, lc.padding,
+                                  lc.out_size)
+    pl = lc_native.plan(geometry, torch.get_num_threads())
     kept = lc_op.scratch_bytes()
     assert kept >= 4 * pl.work_floats * len(pl.parts)
     assert lc_native.held_bytes() >= kept + lc_native.grad_pool.held_bytes()

@@ -21,7 +21,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
@@ -196,6 +196,15 @@ class Plan:
     xt_shape: tuple[int, int, int, int]  # the padded batch-innermost input (Hp, Wp, C, B)
 
 
+def geometry(x_shape: Sequence[int], out_channels: int, kernel: tuple[int, int],
+             stride: tuple[int, int], padding: tuple[int, int],
+             out_size: tuple[int, int]) -> tuple[int, ...]:
+    """(B, C, H, W, ph, pw, kh, kw, sh, sw, Ho, Wo, O): the layer's geometry as every entry
+    point of the kernel (and the C++ operator) takes it."""
+    b, c, h, w = x_shape
+    return (b, c, h, w, *padding, *kernel, *stride, *out_size, out_channels)
+
+
 @cache
 def plan(geometry: tuple[int, ...], threads: int) -> Plan:
     """The :class:`Plan` of ``geometry`` = (B, C, H, W, ph, pw, kh, kw, sh, sw, Ho, Wo, O)."""
@@ -328,9 +337,8 @@ class LocalFn(torch.autograd.Function):
                 kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
                 out_size: tuple[int, int]) -> torch.Tensor:
         lib = _load()[0]
-        b, c, h, w_in = x.shape
-        o = weight.shape[2]
-        pl = plan((b, c, h, w_in, *padding, *kernel, *stride, *out_size, o),
+        b, o = x.shape[0], weight.shape[2]
+        pl = plan(geometry(x.shape, o, kernel, stride, padding, out_size),
                   torch.get_num_threads())
         xc, w = x.contiguous(), weight.contiguous()
         bias_p = bias.contiguous().data_ptr() if bias is not None else None

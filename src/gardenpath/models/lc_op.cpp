@@ -10,7 +10,8 @@
 // gardenpath::locally_connected(x, weight, bias, dw_buffer, geometry): x (B, C, H, W) and
 // weight (L, C*kh*kw, O) contiguous float32 on the CPU, bias (O, Ho, Wo) or None, dw_buffer
 // a tensor shaped like weight that backward may write the weight gradient into (or None:
-// then it allocates one), geometry = (kh, kw, sh, sw, ph, pw, Ho, Wo).
+// then it allocates one), geometry = (B, C, H, W, ph, pw, kh, kw, sh, sw, Ho, Wo, O): the
+// array every entry point of lc_kernel.c takes (lc_native.geometry builds it).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
@@ -44,20 +45,16 @@ struct Plan {
     std::array<long, 13> gm;
     std::vector<std::array<long, 2>> parts;
     long work_floats;
-    long hp, wp;  // padded input size
 };
 
-Plan make_plan(at::IntArrayRef x_shape, int64_t out_channels, const std::vector<int64_t> &g) {
-    TORCH_CHECK(g.size() == 8, "geometry is (kh, kw, sh, sw, ph, pw, Ho, Wo)");
+Plan make_plan(const std::vector<int64_t> &g) {
+    TORCH_CHECK(g.size() == 13, "geometry is (B, C, H, W, ph, pw, kh, kw, sh, sw, Ho, Wo, O)");
     Plan p;
-    p.gm = {x_shape[0], x_shape[1], x_shape[2], x_shape[3], g[4], g[5], g[0], g[1],
-            g[2], g[3], g[6], g[7], out_channels};
-    long n = g[6] * g[7];
+    std::copy(g.begin(), g.end(), p.gm.begin());
+    long n = g[10] * g[11];
     long count = std::max<long>(1, std::min<long>(at::get_num_threads(), n / 8));
     for (long i = 0; i < count; i++) p.parts.push_back({n * i / count, n * (i + 1) / count});
     p.work_floats = lc_work_floats(p.gm.data());
-    p.hp = x_shape[2] + 2 * g[4];
-    p.wp = x_shape[3] + 2 * g[5];
     return p;
 }
 
@@ -110,10 +107,14 @@ struct LocallyConnectedFn : public torch::autograd::Function<LocallyConnectedFn>
         at::Tensor x = x_in.contiguous(), w = w_in.contiguous();
         at::Tensor bias = bias_in.has_value() && bias_in->defined() ? bias_in->contiguous()
                                                                      : at::Tensor();
-        const Plan pl = make_plan(x.sizes(), w.size(2), geometry);
+        const Plan pl = make_plan(geometry);
         const long *gm = pl.gm.data();
-        at::Tensor xt = at::empty({pl.hp, pl.wp, x.size(1), x.size(0)}, x.options());
-        at::Tensor y = at::empty({x.size(0), w.size(2), geometry[6], geometry[7]}, x.options());
+        const auto &g = geometry;  // B, C, H, W, ph, pw, kh, kw, sh, sw, Ho, Wo, O
+        TORCH_CHECK(x.sizes() == at::IntArrayRef(g.data(), 4) && w.size(0) == g[10] * g[11]
+                        && w.size(2) == g[12],
+                    "gardenpath::locally_connected: geometry does not match x and weight");
+        at::Tensor xt = at::empty({g[2] + 2 * g[4], g[3] + 2 * g[5], g[1], g[0]}, x.options());
+        at::Tensor y = at::empty({g[0], g[12], g[10], g[11]}, x.options());
         const size_t n = pl.parts.size();
         float *work = scratch(n * pl.work_floats);
         // with one part the forward call packs the input itself; otherwise pack first
@@ -124,7 +125,6 @@ struct LocallyConnectedFn : public torch::autograd::Function<LocallyConnectedFn>
         });
         ctx->save_for_backward({xt, w});
         ctx->saved_data["geometry"] = geometry;
-        ctx->saved_data["x_shape"] = x.sizes().vec();
         ctx->saved_data["has_bias"] = bias.defined();
         if (dw_buffer.has_value() && dw_buffer->defined())
             ctx->saved_data["dw_buffer"] = *dw_buffer;
@@ -135,11 +135,11 @@ struct LocallyConnectedFn : public torch::autograd::Function<LocallyConnectedFn>
         const auto saved = ctx->get_saved_variables();
         const at::Tensor &xt = saved[0], &w = saved[1];
         const auto geometry = ctx->saved_data["geometry"].toIntVector();
-        const auto x_shape = ctx->saved_data["x_shape"].toIntVector();
+        const at::IntArrayRef x_shape(geometry.data(), 4);
         const bool has_bias = ctx->saved_data["has_bias"].toBool();
         const bool want_dx = ctx->needs_input_grad(0), want_dw = ctx->needs_input_grad(1);
         const bool want_db = has_bias && ctx->needs_input_grad(2);
-        const Plan pl = make_plan(x_shape, w.size(2), geometry);
+        const Plan pl = make_plan(geometry);
         const long *gm = pl.gm.data();
         const size_t n = pl.parts.size();
         at::Tensor dy = grads[0].contiguous();  // (B, O, Ho, Wo), read in place

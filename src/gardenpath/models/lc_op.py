@@ -102,4 +102,5 @@ def locally_connected(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
         return lc_native.LocalFn.apply(x, weight, bias, kernel, stride, padding, out_size)
     buf = lc_native.grad_pool.reuse(weight) \
         if weight.requires_grad and torch.is_grad_enabled() else None
-    return op(x, weight, bias, buf, (*kernel, *stride, *padding, *out_size))
+    return op(x, weight, bias, buf,
+              lc_native.geometry(x.shape, weight.shape[2], kernel, stride, padding, out_size))
