@@ -575,6 +575,26 @@ long lc_work_floats(const long *gm)
     return B * K + K * O + O * B + PG * B * O + VL * O;
 }
 
+/* dw[k, o0 : o0 + nv*VL] for every k (nv = 1 or 2 constant). */
+static inline __attribute__((always_inline)) void
+dw_cols(const int nb, const int nv, long K, long O, long o0, const float *x, const long *koff,
+        const float *gl, float *dw, int stream)
+{
+    vf g[2][8];
+    for (int v = 0; v < nv; v++)
+        for (int b = 0; b < nb; b++) g[v][b] = vload(gl + b * O + o0 + v * VL);
+    for (long k = 0; k < K; k++) {
+        const float *xk = x + koff[k];
+#pragma GCC unroll 2
+        for (int v = 0; v < nv; v++) {
+            vf a = xk[0] * g[v][0];
+#pragma GCC unroll 8
+            for (int b = 1; b < nb; b++) a += xk[b] * g[v][b];
+            vstore_to(dw + k * O + o0 + v * VL, a, stream);
+        }
+    }
+}
+
 /* dw[k, :] = sum_b x[koff[k] + b] * gl[b, :] for one position at small batch (nb <= 8
  * constant): the nb rows of the output gradient stay in registers, 32 columns at a time,
  * while the K rows of the weight gradient are written one after another, each from nb
@@ -588,35 +608,8 @@ dw_rows_nb(const int nb, long K, long O, const float *x, const long *koff, const
            float *dw, int stream)
 {
     long o0 = 0;
-    for (; o0 + 2 * VL <= O; o0 += 2 * VL) {
-        vf g0[8], g1[8];
-        for (int b = 0; b < nb; b++) {
-            g0[b] = vload(gl + b * O + o0);
-            g1[b] = vload(gl + b * O + o0 + VL);
-        }
-        for (long k = 0; k < K; k++) {
-            const float *xk = x + koff[k];
-            vf a0 = xk[0] * g0[0], a1 = xk[0] * g1[0];
-#pragma GCC unroll 8
-            for (int b = 1; b < nb; b++) {
-                a0 += xk[b] * g0[b];
-                a1 += xk[b] * g1[b];
-            }
-            vstore_to(dw + k * O + o0, a0, stream);
-            vstore_to(dw + k * O + o0 + VL, a1, stream);
-        }
-    }
-    for (; o0 + VL <= O; o0 += VL) {
-        vf g0[8];
-        for (int b = 0; b < nb; b++) g0[b] = vload(gl + b * O + o0);
-        for (long k = 0; k < K; k++) {
-            const float *xk = x + koff[k];
-            vf a0 = xk[0] * g0[0];
-#pragma GCC unroll 8
-            for (int b = 1; b < nb; b++) a0 += xk[b] * g0[b];
-            vstore_to(dw + k * O + o0, a0, stream);
-        }
-    }
+    for (; o0 + 2 * VL <= O; o0 += 2 * VL) dw_cols(nb, 2, K, O, o0, x, koff, gl, dw, stream);
+    for (; o0 + VL <= O; o0 += VL) dw_cols(nb, 1, K, O, o0, x, koff, gl, dw, stream);
     for (; o0 < O; o0++)
         for (long k = 0; k < K; k++) {
             float a = 0.f;
