@@ -1,6 +1,9 @@
 """LocallyConnected2d: equivalence with Conv2d, gradients, sharing, meta device, cost."""
 
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -345,6 +348,44 @@ def test_failed_operator_build_is_reported_and_the_python_path_serves(monkeypatc
     finally:
         monkeypatch.undo()
         lc_op._load.cache_clear()
+
+
+_NO_OPENMP_CHILD = """
+import torch
+from gardenpath.models import lc_op
+from gardenpath.models.local import LocallyConnected2d
+torch.set_num_threads(2)
+lc = LocallyConnected2d(3, 4, 3, 12)
+x = torch.randn(5, 3, 12, 12, requires_grad=True)
+y = lc(x)
+dy = torch.randn_like(y)
+got = torch.autograd.grad(y, (x, lc.weight, lc.bias), dy)
+want = torch.autograd.grad(lc.forward_bmm(x), (x, lc.weight, lc.bias), dy)
+for g, w in zip(got, want, strict=True):
+    torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-5)
+print(lc_op.status())
+print(type(y.grad_fn).__name__)
+"""
+
+
+@needs_native
+def test_operator_builds_without_openmp_where_the_compiler_refuses_it(tmp_path):
+    # a C++ compiler that rejects -fopenmp, as clang does without libomp; in a child
+    # process, since an operator can be registered once per process
+    cxx = tmp_path / "c++"
+    cxx.write_text("#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = -fopenmp ] && "
+                   "{ echo \"error: unsupported option '-fopenmp'\" >&2; exit 1; }; done\n"
+                   f"exec {shutil.which('c++') or shutil.which('g++')} \"$@\"\n")
+    cxx.chmod(0o755)
+    env = {**os.environ, "CXX": str(cxx), "GARDENPATH_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("GARDENPATH_LC_OP", None)
+    res = subprocess.run([sys.executable, "-c", _NO_OPENMP_CHILD], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    status, node = res.stdout.strip().splitlines()[-2:]
+    assert status.startswith("C++ autograd operator without OpenMP, its parts on one thread "
+                             "(-fopenmp: compile failed (c++): error: unsupported option"), status
+    assert node != "LocalFnBackward"  # the operator, not the Python fallback, ran
 
 
 def test_kernel_source_is_part_of_the_chapters_cache_key(tmp_path):

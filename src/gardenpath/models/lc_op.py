@@ -23,7 +23,10 @@ import torch
 from gardenpath.models import lc_native
 
 SOURCE = Path(__file__).with_name("lc_op.cpp")
-CXXFLAGS = ("-O2", "-std=c++17", "-shared", "-fPIC", "-fopenmp", "-w")
+CXXFLAGS = ("-O2", "-std=c++17", "-shared", "-fPIC", "-w")
+#: Lets the operator split positions between torch's intra-op threads; where the compiler
+#: refuses it (clang without libomp), the operator is built without and runs on one thread.
+OPENMP = "-fopenmp"
 ENV_SWITCH = "GARDENPATH_LC_OP"
 
 
@@ -52,22 +55,30 @@ def _load() -> tuple[Any, str]:
     abi = f"-D_GLIBCXX_USE_CXX11_ABI={int(torch._C._GLIBCXX_USE_CXX11_ABI)}"
     kernel_flags = [f for f in lc_native.FLAGS if f != "-shared"]
 
-    def commands(out: str, tmpdir: str) -> list[list[str]]:
-        obj = os.path.join(tmpdir, "lc_kernel.o")
-        return [[cc, *kernel_flags, "-c", str(lc_native.SOURCE), "-o", obj],
-                [cxx, *CXXFLAGS, abi, *[f"-I{d}" for d in includes], str(SOURCE), obj,
-                 f"-L{root / 'lib'}", "-lc10", "-ltorch_cpu", "-ltorch",
-                 f"-Wl,-rpath,{root / 'lib'}", "-o", out]]
+    def build(flags: tuple[str, ...]) -> tuple[Path | None, str]:
+        def commands(out: str, tmpdir: str) -> list[list[str]]:
+            obj = os.path.join(tmpdir, "lc_kernel.o")
+            return [[cc, *kernel_flags, "-c", str(lc_native.SOURCE), "-o", obj],
+                    [cxx, *flags, abi, *[f"-I{d}" for d in includes], str(SOURCE), obj,
+                     f"-L{root / 'lib'}", "-lc10", "-ltorch_cpu", "-ltorch",
+                     f"-Wl,-rpath,{root / 'lib'}", "-o", out]]
 
-    inputs = [SOURCE.read_bytes(), lc_native.SOURCE.read_bytes(), " ".join(CXXFLAGS).encode(),
-              " ".join(lc_native.FLAGS).encode(), f"{cc} {cxx} {abi}".encode(),
-              torch.__version__.encode()]
-    path, why = lc_native.build_cached("lc_op", inputs, commands)
+        inputs = [SOURCE.read_bytes(), lc_native.SOURCE.read_bytes(), " ".join(flags).encode(),
+                  " ".join(lc_native.FLAGS).encode(), f"{cc} {cxx} {abi}".encode(),
+                  torch.__version__.encode()]
+        return lc_native.build_cached("lc_op", inputs, commands)
+
+    path, why = build((*CXXFLAGS, OPENMP))
+    single = ""
+    if path is None and "omp" in why.lower():  # e.g. clang without libomp
+        path, _ = build(CXXFLAGS)
+        single = f" without OpenMP, its parts on one thread ({OPENMP}: {why})"
     if path is None:
         return None, why
     try:
         torch.ops.load_library(str(path))
-        return torch.ops.gardenpath.locally_connected, f"C++ autograd operator ({path.name})"
+        return (torch.ops.gardenpath.locally_connected,
+                f"C++ autograd operator{single} ({path.name})")
     except (OSError, RuntimeError) as exc:
         return None, f"load failed: {lc_native.error_line(str(exc))}"
 
