@@ -37,7 +37,7 @@ seed = 0  # random seed for initialisation and the synthetic inputs
 in_size = 224  # image side, pixels [range: 32..]
 width = 64  # channels of the first stage, as in the papers [range: 1..]
 time_width = 64  # width at which layers are timed, times scaled by MACs to width [range: 1..]
-time_batches = [16, 32]  # two batch sizes timed per layer, images [range: 1..]
+time_batches = [16, 64]  # two batch sizes timed per layer, images [range: 1..]
 time_fraction = 0.25  # fraction of each layer's output rows timed, scaled by MACs [range: >0, ..1]
 min_run_time_s = 0.5  # measured time per timing, seconds [range: >0]
 threads = 1  # CPU threads while timing, 0 for torch's default [range: 0..]
@@ -151,7 +151,8 @@ glue("fig-imagenet-memory", charts.figure(ch.chart_memory(res), "imagenet-memory
 # connected layer's time is almost all fixed part, and our CPU kernel takes another
 # code path below 16 images, so a line through a very small batch understates the cost
 # per image at the training batch (fitted through 4 and 32 images, this chapter's
-# verdict moved each time the kernel's small-batch path got faster). The line is then
+# verdict moved each time the kernel's small-batch path got faster); and the farther
+# apart the two batches, the less timing noise moves the slope. The line is then
 # scaled to the full layer by its multiply-accumulates and evaluated at the training
 # batch of
 # {glue:text}`batch_size` images; one SGD-with-momentum update per layer is added,

@@ -73,7 +73,7 @@ DEFAULTS: dict[str, Any] = {
     "in_size": 224,
     "width": 64,
     "time_width": 64,
-    "time_batches": [16, 32],
+    "time_batches": [16, 64],
     "time_fraction": 0.25,
     "min_run_time_s": 0.5,
     "threads": 1,
