@@ -150,6 +150,8 @@ NATIVE_CASES = [
     (32, 32, 3, 34, 1, 0, 2),  # a 38 MB weight gradient: written with streaming stores
     (32, 32, 3, 10, 1, 1, 4), (3, 16, 3, 9, 1, 0, 3), (5, 48, 3, 8, 2, 1, 8),
     (16, 32, 3, 8, 1, 1, 6), (5, 80, 3, 8, 1, 1, 1), (3, 20, 3, 9, 1, 0, 4),
+    # packed 16 columns at a time (batch 1, 2, 4, 8; 16 / B channels dividing C), with tails
+    (8, 16, 3, 17, 1, 1, 4), (16, 8, 3, 20, 2, 1, 1), (4, 8, 3, 16, 1, 0, 8),
 ]
 
 
