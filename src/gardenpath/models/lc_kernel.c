@@ -811,6 +811,33 @@ static int runs_apply(long B, long C)
 {
     return (B == 1 || B == 2 || B == 4 || B == 8) && C % (VL / B) == 0;
 }
+
+/* x (B, C, H, W) into the interior of xt (Hp, Wp, C, B) (pack) or back out of it (unpack)
+ * where runs_apply: 16 columns at a time through pack_runs / unpack_runs, the columns past
+ * the last multiple of 16 element by element. */
+static void copy_runs(int pack, float *x, float *xt, long B, long C, long H, long W, long ph,
+                      long pw)
+{
+    long Wp = W + 2 * pw, CB = C * B, v0 = W - W % 16, ro[16];
+    run_rows(B, C * H * W, H * W, ro);
+    for (long h = 0; h < H; h++)
+        for (long c = 0; c < C; c += VL / B) {
+            float *xr = x + (c * H + h) * W, *tr = xt + ((h + ph) * Wp + pw) * CB + c * B;
+            for (long v = 0; v < v0; v += 16) {
+                if (pack) pack_runs(xr + v, ro, tr + v * CB, CB);
+                else unpack_runs(tr + v * CB, CB, xr + v, ro);
+            }
+        }
+    for (long c = 0; c < C; c++)
+        for (long h = 0; h < H; h++)
+            for (long b = 0; b < B; b++)
+                for (long v = v0; v < W; v++) {
+                    float *a = x + ((b * C + c) * H + h) * W + v,
+                          *t = xt + ((h + ph) * Wp + pw + v) * CB + c * B + b;
+                    if (pack) *t = *a;
+                    else *a = *t;
+                }
+}
 #endif
 
 /* xt (H + 2ph, W + 2pw, C, B) = x (B, C, H, W), zero-padded and batch-innermost.  16 x 16
@@ -826,26 +853,13 @@ void lc_pack(const float *x, float *xt, const long *gm)
         for (long v = 0; v < Wp; v++)
             if (h < ph || h >= ph + H || v < pw || v >= pw + W)
                 memset(xt + (h * Wp + v) * CB, 0, (size_t)CB * sizeof *xt);
-    long c0 = 0, v0 = 0;
 #ifdef HAVE_TRANSPOSE16
     if (runs_apply(B, C)) {
-        long ro[16];
-        run_rows(B, C * H * W, H * W, ro);
-        for (long h = 0; h < H; h++)
-            for (long c = 0; c < C; c += VL / B)
-                for (v0 = 0; v0 + 16 <= W; v0 += 16)
-                    pack_runs(x + (c * H + h) * W + v0, ro,
-                              xt + ((h + ph) * Wp + pw + v0) * CB + c * B, CB);
-        c0 = C; /* the columns v >= v0 remain, element by element */
-        for (long c = 0; c < C; c++)
-            for (long h = 0; h < H; h++)
-                for (long b = 0; b < B; b++)
-                    for (long v = v0; v < W; v++)
-                        xt[((h + ph) * Wp + pw + v) * CB + c * B + b] =
-                            x[((b * C + c) * H + h) * W + v];
+        copy_runs(1, (float *)x, xt, B, C, H, W, ph, pw);
+        return;
     }
 #endif
-    for (long c = c0; c < C; c++)
+    for (long c = 0; c < C; c++)
         for (long h = 0; h < H; h++) {
             float *d = xt + ((h + ph) * Wp + pw) * CB + c * B; /* (v, b) at v*CB + b */
             long b0 = 0;
@@ -874,26 +888,13 @@ void lc_unpack(float *const *dxt, long n, float *dx, const long *gm)
     long Wp = W + 2 * pw, CB = C * B, total = (H + 2 * ph) * Wp * CB;
     for (long t = 1; t < n; t++)
         for (long m = 0; m < total; m++) dxt[0][m] += dxt[t][m];
-    long c0 = 0, v0 = 0;
 #ifdef HAVE_TRANSPOSE16
     if (runs_apply(B, C)) {
-        long ro[16];
-        run_rows(B, C * H * W, H * W, ro);
-        for (long h = 0; h < H; h++)
-            for (long c = 0; c < C; c += VL / B)
-                for (v0 = 0; v0 + 16 <= W; v0 += 16)
-                    unpack_runs(dxt[0] + ((h + ph) * Wp + pw + v0) * CB + c * B, CB,
-                                dx + (c * H + h) * W + v0, ro);
-        c0 = C;
-        for (long c = 0; c < C; c++)
-            for (long h = 0; h < H; h++)
-                for (long b = 0; b < B; b++)
-                    for (long v = v0; v < W; v++)
-                        dx[((b * C + c) * H + h) * W + v] =
-                            dxt[0][((h + ph) * Wp + pw + v) * CB + c * B + b];
+        copy_runs(0, dx, dxt[0], B, C, H, W, ph, pw);
+        return;
     }
 #endif
-    for (long c = c0; c < C; c++)
+    for (long c = 0; c < C; c++)
         for (long h = 0; h < H; h++) {
             const float *s = dxt[0] + ((h + ph) * Wp + pw) * CB + c * B;
             long b0 = 0;
