@@ -154,9 +154,8 @@ glue("fig-imagenet-memory", charts.figure(ch.chart_memory(res), "imagenet-memory
 # verdict moved each time the kernel's small-batch path got faster); and the farther
 # apart the two batches, the less timing noise moves the slope. The line is then
 # scaled to the full layer by its multiply-accumulates and evaluated at the training
-# batch of
-# {glue:text}`batch_size` images; one SGD-with-momentum update per layer is added,
-# scaled by its parameters. {glue:md}`fallback_sentence`
+# batch of {glue:text}`batch_size` images; one SGD-with-momentum update per layer is
+# added, scaled by its parameters. {glue:md}`fallback_sentence`
 #
 # {numref}`fig-imagenet-layer-time` shows the result per layer. A training step of
 # ResNet-18 at batch {glue:text}`batch_size` comes to

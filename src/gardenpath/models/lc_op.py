@@ -5,7 +5,8 @@ the headers the torch wheel ships, into the same cache as the kernel, and loaded
 ``torch.ops.load_library``; no Python headers, pybind11 or ninja are needed. The operator
 computes what :class:`lc_native.LocalFn` computes, but autograd calls its backward without
 entering Python: at small shapes that Python (argument conversion, the autograd.Function
-machinery) took as long as a pass of the kernel. Where it does not build, or
+machinery) took as long as a pass of the kernel. Where the compiler refuses OpenMP, it is
+built without (its parts then run on one thread); where it does not build at all, or
 ``GARDENPATH_LC_OP=0`` is set, :func:`locally_connected` uses ``LocalFn``, and
 :func:`status` says why.
 """
