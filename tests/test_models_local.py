@@ -374,10 +374,13 @@ print(type(y.grad_fn).__name__)
 def test_operator_builds_without_openmp_where_the_compiler_refuses_it(tmp_path):
     # a C++ compiler that rejects -fopenmp, as clang does without libomp; in a child
     # process, since an operator can be registered once per process
+    real = shutil.which("c++") or shutil.which("g++")
+    if real is None:
+        pytest.skip("no C++ compiler to wrap")
     cxx = tmp_path / "c++"
     cxx.write_text("#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = -fopenmp ] && "
                    "{ echo \"error: unsupported option '-fopenmp'\" >&2; exit 1; }; done\n"
-                   f"exec {shutil.which('c++') or shutil.which('g++')} \"$@\"\n")
+                   f"exec {real} \"$@\"\n")
     cxx.chmod(0o755)
     env = {**os.environ, "CXX": str(cxx), "GARDENPATH_CACHE_DIR": str(tmp_path / "cache")}
     env.pop("GARDENPATH_LC_OP", None)

@@ -781,8 +781,10 @@ int lc_backward(const float *xt, const float *w, const float *dy, float *dw, flo
 /* Packing at batch 1, 2, 4 or 8 (16 / B channels dividing C): the 16 rows x[b, c + i, h,
  * v0 .. v0 + 15] (i < 16 / B, every b) are transposed in registers, and each column is
  * then one 64-byte run of xt (16 / B channels by B batch entries), written in one store;
- * element by element, each run took B-float pieces at 16 / B different times. */
-/* ro[i] = where row i of a block starts in x: batch entry i % B, channel i / B. */
+ * element by element, each run took B-float pieces at 16 / B different times.
+ *
+ * run_rows: ro[i] = where row i of such a block starts in x (batch entry i % B, channel
+ * i / B). */
 static void run_rows(long B, long CHW, long HW, long ro[16])
 {
     for (long i = 0; i < 16; i++) ro[i] = (i % B) * CHW + (i / B) * HW;
