@@ -418,6 +418,31 @@ static inline __attribute__((always_inline)) vf bcast_group(const int G, const f
 #endif
 }
 
+#if defined(__AVX512F__)
+/* Within each 128-bit lane: sums of adjacent pairs of a, then of b (vshufps, cheaper than
+ * the two-source permutes of pair_sums). */
+static inline __m512 lane_pair_sums(__m512 a, __m512 b)
+{
+    return _mm512_add_ps(_mm512_shuffle_ps(a, b, 0x88), _mm512_shuffle_ps(a, b, 0xdd));
+}
+
+/* x permuted by order holds rows r0 .. r0 + 3 by 128-bit lane, each row's four batch
+ * entries: those below kb add into d + koff[row]. */
+static inline __attribute__((always_inline)) void
+add_rows4(__m512 x, __m512i order, int r0, int kb, float *d, const long *koff)
+{
+    x = _mm512_permutexvar_ps(order, x);
+    __m128 q[4] = {_mm512_castps512_ps128(x), _mm512_extractf32x4_ps(x, 1),
+                   _mm512_extractf32x4_ps(x, 2), _mm512_extractf32x4_ps(x, 3)};
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++)
+        if (r0 + i < kb) {
+            float *dr = d + koff[r0 + i];
+            _mm_storeu_ps(dr, _mm_add_ps(_mm_loadu_ps(dr), q[i]));
+        }
+}
+#endif
+
 /* Rows k0 .. k0 + kb - 1 (kb <= 16) of one position's input gradient, added at d. */
 static inline __attribute__((always_inline)) void
 dx_bcast_rows(const int G, const int kb, long B, long O, const float *dyq, const float *w,
@@ -467,21 +492,9 @@ dx_bcast_rows(const int G, const int kb, long B, long O, const float *dyq, const
 #pragma GCC unroll 2
         for (int n = 16; n > 4; n >>= 1)
 #pragma GCC unroll 8
-            for (int m = 0; m < n / 2; m++)
-                a[m] = _mm512_add_ps(_mm512_shuffle_ps(a[2 * m], a[2 * m + 1], 0x88),
-                                     _mm512_shuffle_ps(a[2 * m], a[2 * m + 1], 0xdd));
+            for (int m = 0; m < n / 2; m++) a[m] = lane_pair_sums(a[2 * m], a[2 * m + 1]);
 #pragma GCC unroll 4
-        for (int m = 0; m < 4; m++) {
-            __m512 v = _mm512_permutexvar_ps(tr, a[m]);
-            __m128 q[4] = {_mm512_castps512_ps128(v), _mm512_extractf32x4_ps(v, 1),
-                           _mm512_extractf32x4_ps(v, 2), _mm512_extractf32x4_ps(v, 3)};
-#pragma GCC unroll 4
-            for (int i = 0; i < 4; i++)
-                if (4 * m + i < kb) {
-                    float *dr = d + koff[4 * m + i];
-                    _mm_storeu_ps(dr, _mm_add_ps(_mm_loadu_ps(dr), q[i]));
-                }
-        }
+        for (int m = 0; m < 4; m++) add_rows4(a[m], tr, 4 * m, kb, d, koff);
         return;
     }
 #endif
@@ -539,8 +552,10 @@ dx_bcast_g(const int G, long B, long K, long O, const float *gl, const float *wl
  * own (G = 4, one FMA per broadcast) ran at ~2.5 G/s here, a broadcast shared by two FMAs at
  * ~3.5 (the compute ceiling is ~3.6): the FMAs gain more than the third round of pair sums
  * costs (at O = 32, 30 shuffles per 64 FMAs against 28 per 128).  Measured at 16x16,
- * C = O = 32, B = 4: 227 us per pass, was 255 (dx_bcast_g, G = 4, interleaved A/B).
- * Rows kb <= 8 from w (row stride O), added at d + koff[r]. */
+ * C = O = 32, B = 4: 227 us per pass, was 255 (dx_bcast_g, G = 4, interleaved A/B). */
+
+/* Rows kb <= 8 of one position's input gradient from w (row stride O), added at
+ * d + koff[r]. */
 static inline __attribute__((always_inline)) void
 dx_pairs_rows(const int kb, long O, const float *dyq, const float *w, float *d,
               const long *koff)
@@ -571,6 +586,8 @@ dx_pairs_rows(const int kb, long O, const float *dyq, const float *w, float *d,
             __asm__("" : "+r"(p));
         }
     }
+    /* the last chunk when O / 8 is odd (one inline sweep for both, its chunk count a
+     * parameter, measured 2-3% slower in A/B) */
     for (; c < nc; c++) {
         const __m512 q0 = _mm512_loadu_ps(dyq + (2 * c) * VL),
                      q1 = _mm512_loadu_ps(dyq + (2 * c + 1) * VL);
@@ -594,30 +611,17 @@ dx_pairs_rows(const int kb, long O, const float *dyq, const float *w, float *d,
      * 4n + 2s + rr; one permute orders it (row, batch entry). */
     __m512 u[8], v[4];
 #pragma GCC unroll 8
-    for (int r = 0; r < 8; r++)
-        u[r] = _mm512_add_ps(_mm512_shuffle_ps(acc[r][0], acc[r][1], 0x88),
-                             _mm512_shuffle_ps(acc[r][0], acc[r][1], 0xdd));
+    for (int r = 0; r < 8; r++) u[r] = lane_pair_sums(acc[r][0], acc[r][1]);
 #pragma GCC unroll 4
-    for (int m = 0; m < 4; m++)
-        v[m] = _mm512_add_ps(_mm512_shuffle_ps(u[2 * m], u[2 * m + 1], 0x88),
-                             _mm512_shuffle_ps(u[2 * m], u[2 * m + 1], 0xdd));
+    for (int m = 0; m < 4; m++) v[m] = lane_pair_sums(u[2 * m], u[2 * m + 1]);
     /* out element (2s + rr)*4 + 2p + bl <- x element (2s + bl)*4 + 2rr + p */
     const __m512i order = _mm512_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14,
                                             11, 15);
 #pragma GCC unroll 2
-    for (int n = 0; n < 2; n++) {
-        __m512 x = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * n], v[2 * n + 1], 0x88),
-                                 _mm512_shuffle_f32x4(v[2 * n], v[2 * n + 1], 0xdd));
-        x = _mm512_permutexvar_ps(order, x);
-        __m128 q[4] = {_mm512_castps512_ps128(x), _mm512_extractf32x4_ps(x, 1),
-                       _mm512_extractf32x4_ps(x, 2), _mm512_extractf32x4_ps(x, 3)};
-#pragma GCC unroll 4
-        for (int i = 0; i < 4; i++)
-            if (4 * n + i < kb) {
-                float *dr = d + koff[4 * n + i];
-                _mm_storeu_ps(dr, _mm_add_ps(_mm_loadu_ps(dr), q[i]));
-            }
-    }
+    for (int n = 0; n < 2; n++)
+        add_rows4(_mm512_add_ps(_mm512_shuffle_f32x4(v[2 * n], v[2 * n + 1], 0x88),
+                                _mm512_shuffle_f32x4(v[2 * n], v[2 * n + 1], 0xdd)),
+                  order, 4 * n, kb, d, koff);
 }
 
 /* One position's input gradient at batch 4 with O a multiple of 8, by dx_pairs_rows (each
