@@ -152,8 +152,9 @@ NATIVE_CASES = [
     (16, 32, 3, 8, 1, 1, 6), (5, 80, 3, 8, 1, 1, 1), (3, 20, 3, 9, 1, 0, 4),
     # packed 16 columns at a time (batch 1, 2, 4, 8; 16 / B channels dividing C), with tails
     (8, 16, 3, 17, 1, 1, 4), (16, 8, 3, 20, 2, 1, 1), (4, 8, 3, 16, 1, 0, 8),
-    # batch 4, O a multiple of 8 (input gradient by broadcast pairs): row and chunk tails
-    (5, 24, 3, 9, 2, 1, 4),
+    # batch 4 or 8, O a multiple of 8 or 4 (input gradient by broadcast pairs): row and
+    # chunk tails
+    (5, 24, 3, 9, 2, 1, 4), (5, 12, 3, 9, 1, 1, 8),
 ]
 
 

@@ -546,37 +546,43 @@ dx_bcast_g(const int G, long B, long K, long O, const float *gl, const float *wl
 }
 
 #if defined(__AVX512F__)
-/* Input gradient at batch 3 or 4: as dx_bcast_g with G = 8, but the batch entries in two
- * pairs (dyq vector 2c + p: lanes bl*8 + j = dy[2p + bl, 8c + j]), so that each 256-bit
- * broadcast of a filter row feeds two FMAs.  An FMA with a 128-bit broadcast operand of its
- * own (G = 4, one FMA per broadcast) ran at ~2.5 G/s here, a broadcast shared by two FMAs at
- * ~3.5 (the compute ceiling is ~3.6): the FMAs gain more than the third round of pair sums
- * costs (at O = 32, 30 shuffles per 64 FMAs against 28 per 128).  Measured at 16x16,
- * C = O = 32, B = 4: 227 us per pass, was 255 (dx_bcast_g, G = 4, interleaved A/B). */
+/* Input gradient at batch 4 (G = 8) or 8 (G = 4): as dx_bcast_g, but with the batch
+ * entries in two halves (dyq vector 2c + p: lanes bl*G + j = dy[NB*p + bl, G*c + j], NB =
+ * 16 / G), so that each broadcast of G floats of a filter row feeds two FMAs.  An FMA with
+ * a broadcast operand of its own ran at ~2.5 G/s here (128-bit; 64-bit alike), a broadcast
+ * shared by two FMAs at ~3.5 (the compute ceiling is ~3.6): the FMAs gain more than the
+ * extra round of pair sums costs at G = 8 (at O = 32, 30 shuffles per 64 FMAs against 28
+ * per 128).  Measured at 16x16, C = O = 32 (interleaved A/B): B = 4, 227 us per pass, was
+ * 255 (dx_bcast_g, G = 4); B = 8, see dx_pairs. */
+
+/* Broadcast of the G = 8 or 4 floats at p. */
+static inline __m512 pair_bcast(const int G, const float *p)
+{
+    if (G == 8)
+        return _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_loadu_pd((const double *)p)));
+    return _mm512_broadcast_f32x4(_mm_loadu_ps(p));
+}
 
 /* Rows kb <= 8 of one position's input gradient from w (row stride O), added at
  * d + koff[r]. */
 static inline __attribute__((always_inline)) void
-dx_pairs_rows(const int kb, long O, const float *dyq, const float *w, float *d,
+dx_pairs_rows(const int G, const int kb, long O, const float *dyq, const float *w, float *d,
               const long *koff)
 {
     __m512 acc[8][2];
     for (int r = 0; r < 8; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-    const long nc = O / 8;
+    const long nc = O / G;
     long c = 0;
     for (; c + 2 <= nc; c += 2) {
         const __m512 q00 = _mm512_loadu_ps(dyq + (2 * c) * VL),
                      q01 = _mm512_loadu_ps(dyq + (2 * c + 1) * VL),
                      q10 = _mm512_loadu_ps(dyq + (2 * c + 2) * VL),
                      q11 = _mm512_loadu_ps(dyq + (2 * c + 3) * VL);
-        const float *p = w + c * 8;
+        const float *p = w + c * G;
 #pragma GCC unroll 8
         for (int r = 0; r < 8; r++) {
             if (r < kb) {
-                __m512 w0 = _mm512_castpd_ps(_mm512_broadcast_f64x4(
-                    _mm256_loadu_pd((const double *)p)));
-                __m512 w1 = _mm512_castpd_ps(_mm512_broadcast_f64x4(
-                    _mm256_loadu_pd((const double *)(p + 8))));
+                __m512 w0 = pair_bcast(G, p), w1 = pair_bcast(G, p + G);
                 acc[r][0] = _mm512_fmadd_ps(w0, q00, acc[r][0]);
                 acc[r][1] = _mm512_fmadd_ps(w0, q01, acc[r][1]);
                 acc[r][0] = _mm512_fmadd_ps(w1, q10, acc[r][0]);
@@ -586,17 +592,16 @@ dx_pairs_rows(const int kb, long O, const float *dyq, const float *w, float *d,
             __asm__("" : "+r"(p));
         }
     }
-    /* the last chunk when O / 8 is odd (one inline sweep for both, its chunk count a
+    /* the last chunk when O / G is odd (one inline sweep for both, its chunk count a
      * parameter, measured 2-3% slower in A/B) */
     for (; c < nc; c++) {
         const __m512 q0 = _mm512_loadu_ps(dyq + (2 * c) * VL),
                      q1 = _mm512_loadu_ps(dyq + (2 * c + 1) * VL);
-        const float *p = w + c * 8;
+        const float *p = w + c * G;
 #pragma GCC unroll 8
         for (int r = 0; r < 8; r++) {
             if (r < kb) {
-                __m512 w0 = _mm512_castpd_ps(_mm512_broadcast_f64x4(
-                    _mm256_loadu_pd((const double *)p)));
+                __m512 w0 = pair_bcast(G, p);
                 acc[r][0] = _mm512_fmadd_ps(w0, q0, acc[r][0]);
                 acc[r][1] = _mm512_fmadd_ps(w0, q1, acc[r][1]);
             }
@@ -604,17 +609,36 @@ dx_pairs_rows(const int kb, long O, const float *dyq, const float *w, float *d,
             __asm__("" : "+r"(p));
         }
     }
-    /* acc[r][p], 128-bit lane 2*bl + h: batch entry 2p + bl, channels j = 4h .. 4h + 3.
-     * Two rounds of in-lane pair sums (rows r, then row pairs) leave in v[m], lane 2*bl + h,
-     * element 2*rr + p: row 2m + rr, entry 2p + bl, summed over its four j; adding lanes h = 0
-     * and 1 of v[2n] and v[2n + 1] gives x[n], lane 2*s + bl, element 2*rr + p: row
-     * 4n + 2s + rr; one permute orders it (row, batch entry). */
     __m512 u[8], v[4];
 #pragma GCC unroll 8
     for (int r = 0; r < 8; r++) u[r] = lane_pair_sums(acc[r][0], acc[r][1]);
 #pragma GCC unroll 4
     for (int m = 0; m < 4; m++) v[m] = lane_pair_sums(u[2 * m], u[2 * m + 1]);
-    /* out element (2s + rr)*4 + 2p + bl <- x element (2s + bl)*4 + 2rr + p */
+    if (G == 4) {
+        /* acc[r][p], 128-bit lane bl: entry 4p + bl, channels j = 0..3; the two rounds
+         * leave in v[m], element 4*bl + 2*rr + p, row 2m + rr's sum for entry 4p + bl; one
+         * permute orders it (row, entry), and each half adds into its row as 8 floats */
+        const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3,
+                                                7, 11, 15);
+#pragma GCC unroll 4
+        for (int m = 0; m < 4; m++) {
+            __m512 x = _mm512_permutexvar_ps(order, v[m]);
+            __m256 h[2] = {_mm512_castps512_ps256(x),
+                           _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1))};
+#pragma GCC unroll 2
+            for (int i = 0; i < 2; i++)
+                if (2 * m + i < kb) {
+                    float *dr = d + koff[2 * m + i];
+                    _mm256_storeu_ps(dr, _mm256_add_ps(_mm256_loadu_ps(dr), h[i]));
+                }
+        }
+        return;
+    }
+    /* G = 8: acc[r][p], 128-bit lane 2*bl + h: entry 2p + bl, channels j = 4h .. 4h + 3.
+     * The two rounds leave in v[m], lane 2*bl + h, element 2*rr + p: row 2m + rr, entry
+     * 2p + bl, summed over its four j; adding lanes h = 0 and 1 of v[2n] and v[2n + 1]
+     * gives x[n], lane 2*s + bl, element 2*rr + p: row 4n + 2s + rr; one permute orders
+     * it (row, entry): out element (2s + rr)*4 + 2p + bl <- x element (2s + bl)*4 + 2rr + p */
     const __m512i order = _mm512_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14,
                                             11, 15);
 #pragma GCC unroll 2
@@ -624,22 +648,32 @@ dx_pairs_rows(const int kb, long O, const float *dyq, const float *w, float *d,
                   order, 4 * n, kb, d, koff);
 }
 
-/* One position's input gradient at batch 4 with O a multiple of 8, by dx_pairs_rows (each
- * row's four entries add into d as one 128-bit vector, so not at B = 3). */
-static void dx_pairs(long K, long O, const float *gl, const float *wl, const float *next,
-                     float *d, const long *koff, float *dyq)
+/* One position's input gradient at batch 4 (G = 8, O a multiple of 8) or 8 (G = 4, O a
+ * multiple of 4) by dx_pairs_rows: each row's B entries add into d as one vector, so not
+ * at B = 3 or 5..7. */
+static inline __attribute__((always_inline)) void
+dx_pairs_g(const int G, long K, long O, const float *gl, const float *wl, const float *next,
+           float *d, const long *koff, float *dyq)
 {
-    for (long c = 0; c < O / 8; c++)
+    const int NB = VL / G;
+    for (long c = 0; c < O / G; c++)
         for (int p = 0; p < 2; p++)
-            for (int bl = 0; bl < 2; bl++)
-                memcpy(dyq + (2 * c + p) * VL + bl * 8, gl + (2 * p + bl) * O + 8 * c,
-                       8 * sizeof *dyq);
+            for (int bl = 0; bl < NB; bl++)
+                memcpy(dyq + (2 * c + p) * VL + bl * G, gl + (NB * p + bl) * O + G * c,
+                       (size_t)G * sizeof *dyq);
     if (next) /* as in dx_bcast_g */
         for (long q = 0; q < 4 * K * O; q += 64 * 16)
             __builtin_prefetch((const char *)next + q, 0, 2);
     long k0 = 0;
-    for (; k0 + 8 <= K; k0 += 8) dx_pairs_rows(8, O, dyq, wl + k0 * O, d, koff + k0);
-    if (k0 < K) dx_pairs_rows((int)(K - k0), O, dyq, wl + k0 * O, d, koff + k0);
+    for (; k0 + 8 <= K; k0 += 8) dx_pairs_rows(G, 8, O, dyq, wl + k0 * O, d, koff + k0);
+    if (k0 < K) dx_pairs_rows(G, (int)(K - k0), O, dyq, wl + k0 * O, d, koff + k0);
+}
+
+static void dx_pairs(long B, long K, long O, const float *gl, const float *wl,
+                     const float *next, float *d, const long *koff, float *dyq)
+{
+    if (B == 4) dx_pairs_g(8, K, O, gl, wl, next, d, koff, dyq);
+    else dx_pairs_g(4, K, O, gl, wl, next, d, koff, dyq);
 }
 #endif
 
@@ -874,8 +908,8 @@ int lc_backward(const float *xt, const float *w, const float *dy, float *dw, flo
                 }
 #ifdef HAVE_TRANSPOSE16
 #if defined(__AVX512F__)
-                if (B == 4 && O % 8 == 0) {
-                    dx_pairs(K, O, gl, wl, next, dxt + corner(&g, l), off, dyq);
+                if ((B == 4 && O % 8 == 0) || (B == 8 && O % 4 == 0)) {
+                    dx_pairs(B, K, O, gl, wl, next, dxt + corner(&g, l), off, dyq);
                     continue;
                 }
 #endif
