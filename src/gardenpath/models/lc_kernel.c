@@ -553,7 +553,7 @@ dx_bcast_g(const int G, long B, long K, long O, const float *gl, const float *wl
  * shared by two FMAs at ~3.5 (the compute ceiling is ~3.6): the FMAs gain more than the
  * extra round of pair sums costs at G = 8 (at O = 32, 30 shuffles per 64 FMAs against 28
  * per 128).  Measured at 16x16, C = O = 32 (interleaved A/B): B = 4, 227 us per pass, was
- * 255 (dx_bcast_g, G = 4); B = 8, see dx_pairs. */
+ * 255 (dx_bcast_g, G = 4); B = 8, 386 us, was 467 (dx_bcast_g, G = 2). */
 
 /* Broadcast of the G = 8 or 4 floats at p. */
 static inline __m512 pair_bcast(const int G, const float *p)
