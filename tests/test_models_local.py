@@ -158,6 +158,16 @@ NATIVE_CASES = [
 ]
 
 
+def test_fused_kernel_builds_where_a_c_compiler_exists():
+    """A kernel that fails to compile must fail the suite, not skip the tests above: the
+    layer would silently fall back to bmm (the AVX-512-only kernel did so on AVX2 CPUs)."""
+    if lc_native.switched_off(lc_native.ENV_SWITCH):
+        pytest.skip(f"switched off by {lc_native.ENV_SWITCH}")
+    if lc_native.c_compiler() is None:
+        pytest.skip("no C compiler")
+    assert lc_native.available(), lc_native.status()
+
+
 @pytest.fixture(params=["cpp", "python"])
 def autograd_path(request, monkeypatch):
     """Run a test through the C++ operator, then through the Python LocalFn."""

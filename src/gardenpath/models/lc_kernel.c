@@ -23,8 +23,22 @@
 #include <immintrin.h>
 #endif
 
-#define VL 16 /* floats per vector */
-#define MR 8  /* rows per register tile */
+/* One vector is the target's widest: 16 floats with AVX-512, 8 with AVX/AVX2, 4 with SSE
+ * or NEON (GCC vectors wider than the hardware's are split into pieces, and a tile's 16
+ * accumulators then spilled).  A register tile has 2 * MR accumulators: 8 rows where the
+ * target has 32 vector registers, 6 where it has 16 (x86 below AVX-512). */
+#if defined(__AVX512F__)
+#define VL 16
+#elif defined(__AVX__)
+#define VL 8
+#else
+#define VL 4
+#endif
+#if defined(__x86_64__) && !defined(__AVX512F__)
+#define MR 6
+#else
+#define MR 8
+#endif
 #define PG 16 /* positions whose output (gradient) is moved between layouts at once */
 typedef float vf __attribute__((vector_size(VL * sizeof(float))));
 
@@ -94,7 +108,13 @@ typedef struct {
 /* The two vectors of a filter row stay in registers for the tile's rows: left to itself,
  * GCC folds them into every FMA as a memory operand, one 64-byte load per FMA, and a
  * 4-row tile then ran load-bound at 2.45 instead of 3.37 G FMA/s (measured here). */
+#if defined(__x86_64__)
 #define KEEP_IN_REGISTERS(a, b) __asm__("" : "+v"(a), "+v"(b))
+#elif defined(__aarch64__)
+#define KEEP_IN_REGISTERS(a, b) __asm__("" : "+w"(a), "+w"(b))
+#else
+#define KEEP_IN_REGISTERS(a, b) ((void)0)
+#endif
 
 /* One k step of a register tile: acc[r] += A(r, k) * w[k, 0:NV*VL] for r < mr, with A(r, k)
  * at ar[r][ko] (mr and NV constant after inlining: the accumulators live in registers). */
@@ -169,10 +189,16 @@ tile_ix(const int mr, const int nv, long K, const float *a, const long *roff,
     tile_store(mr, nv, acc, c, ldc, pf->stream);
 }
 
+#if MR == 8
+#define TILE_CASES_78(T, NV, ...)                                                      \
+    case 8: T(8, NV, K, __VA_ARGS__, w, ldw, c, ldc, pf); break;                       \
+    case 7: T(7, NV, K, __VA_ARGS__, w, ldw, c, ldc, pf); break;
+#else
+#define TILE_CASES_78(T, NV, ...)
+#endif
 #define TILE_CASES(T, NV, ...)                                                         \
     switch (mr) {                                                                      \
-    case 8: T(8, NV, K, __VA_ARGS__, w, ldw, c, ldc, pf); break;                       \
-    case 7: T(7, NV, K, __VA_ARGS__, w, ldw, c, ldc, pf); break;                       \
+    TILE_CASES_78(T, NV, __VA_ARGS__)                                                  \
     case 6: T(6, NV, K, __VA_ARGS__, w, ldw, c, ldc, pf); break;                       \
     case 5: T(5, NV, K, __VA_ARGS__, w, ldw, c, ldc, pf); break;                       \
     case 4: T(4, NV, K, __VA_ARGS__, w, ldw, c, ldc, pf); break;                       \
@@ -705,10 +731,11 @@ static void dx_bcast(long B, long K, long O, const float *gl, const float *wl,
 
 static void transpose(const float *w, long K, long O, float *wt)
 {
-    long k0 = 0, o0;
+    long k0 = 0;
 #ifdef HAVE_TRANSPOSE16
     for (; k0 + 16 <= K; k0 += 16) {
-        for (o0 = 0; o0 + 16 <= O; o0 += 16) transpose16(w + k0 * O + o0, O, wt + o0 * K + k0, K);
+        long o0 = 0;
+        for (; o0 + 16 <= O; o0 += 16) transpose16(w + k0 * O + o0, O, wt + o0 * K + k0, K);
         for (long k = k0; k < k0 + 16; k++)
             for (long o = o0; o < O; o++) wt[o * K + k] = w[k * O + o];
     }
@@ -870,7 +897,9 @@ int lc_backward(const float *xt, const float *w, const float *dy, float *dw, flo
                 for (long l = l0; l < l1; l++) db[o * L + l] += dy[(b * O + o) * L + l];
     }
     float *e = work, *wt = work + B * K, *gt = wt + K * O, *gbuf = gt + O * B;
+#ifdef HAVE_TRANSPOSE16
     float *dyq = gbuf + PG * B * O;
+#endif
     /* two passes over the positions: interleaving them per position measured slower
      * (3.1 vs 2.5 ms at 16x16, C=O=32, B=16), the working sets evict each other */
     /* stream dW when it is large and every tile store is 64-byte aligned (O % 16 == 0);
