@@ -351,9 +351,18 @@ static void scatter_add_t(const geom *g, float *dxt, long l, const long *koff, c
             vstore(d + koff[k] + b, vload(d + koff[k] + b) + vload(et + k * B + b));
 }
 
-/* wt (O x K, row stride K) = w^T for w (K x O, row stride O). */
-#if defined(__GNUC__) && !defined(__clang__) && VL == 16
+/* The small-batch paths below need GCC's two-source shuffles and a broadcast load of 2, 4
+ * or 8 floats: 16-float vectors (AVX-512) or 8-float ones with AVX2. */
+#if defined(__GNUC__) && !defined(__clang__) && (VL == 16 || (VL == 8 && defined(__AVX2__)))
+#define HAVE_BCAST 1
+#if !defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 typedef int vi __attribute__((vector_size(VL * sizeof(int))));
+#endif
+
+/* wt (O x K, row stride K) = w^T for w (K x O, row stride O). */
+#if defined(HAVE_BCAST) && VL == 16
 
 /* Stage st = 0..3 of a 16 x 16 transpose swaps the off-diagonal S x S sub-blocks of every
  * 2S x 2S block, S = 8 >> st: rows i and i + S (i & S == 0) become the two-source shuffles
@@ -397,7 +406,7 @@ static void transpose16(const float *src, long lds, float *dst, long ldd)
 #define HAVE_TRANSPOSE16 1
 #endif
 
-#ifdef HAVE_TRANSPOSE16
+#ifdef HAVE_BCAST
 typedef float vf4 __attribute__((vector_size(4 * sizeof(float))));
 typedef float vf8 __attribute__((vector_size(8 * sizeof(float))));
 
@@ -406,15 +415,22 @@ typedef float vf8 __attribute__((vector_size(8 * sizeof(float))));
  * Row k of w is read G channels at a time, each group repeated NB times by one broadcast
  * load, and multiplied with dyq[c] (lanes b*G + j = dy[b, c*G + j], zero for b >= B): after
  * the O / G chunks, acc[r] holds, per batch entry, G partial sums of row k0 + r's dot
- * products.  Summing adjacent lanes log2(G) times (pair_sums) leaves NB vectors holding 16
+ * products.  Summing adjacent lanes log2(G) times (pair_sums) leaves NB vectors holding VL
  * rows x NB batch entries, row-major: each row adds into the padded gradient at koff[k] as
- * one NB-wide vector.  Per 16 rows: O*NB FMAs (as many broadcast loads) and 2*(16 - NB)
- * shuffles, where transposing 16 x 16 blocks of w in registers took 96 shuffles per 128
- * FMAs at B = 4.  Measured at 16x16, C = O = 32, B = 4: 234 us per pass, was 313 us. */
+ * one NB-wide vector.  Per 16 rows (VL = 16): O*NB FMAs (as many broadcast loads) and
+ * 2*(16 - NB) shuffles, where transposing 16 x 16 blocks of w in registers took 96 shuffles
+ * per 128 FMAs at B = 4.  Measured at 16x16, C = O = 32, B = 4: 234 us per pass, was 313
+ * us (AVX-512).  With AVX2, a w^T copy per position and a B-row gemm took 1.4 ms at B = 1
+ * (the transpose alone most of it). */
+#if VL == 16
 static const vi EVEN = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
 static const vi ODD = {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
+#else
+static const vi EVEN = {0, 2, 4, 6, 8, 10, 12, 14};
+static const vi ODD = {1, 3, 5, 7, 9, 11, 13, 15};
+#endif
 
-/* Lanes 0..7: sums of adjacent lane pairs of a; lanes 8..15: the same of b. */
+/* Lanes 0 .. VL/2 - 1: sums of adjacent lane pairs of a; the rest: the same of b. */
 static inline vf pair_sums(vf a, vf b)
 {
     return __builtin_shuffle(a, b, EVEN) + __builtin_shuffle(a, b, ODD);
@@ -424,7 +440,7 @@ static inline vf pair_sums(vf a, vf b)
  * a generic repeat of a short vector into a trip through the stack, 13x slower here). */
 static inline __attribute__((always_inline)) vf bcast_group(const int G, const float *p)
 {
-    if (G == 16) return vload(p);
+    if (G == VL) return vload(p);
 #if defined(__AVX512F__)
     __m512 v;
     if (G == 8) v = _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_loadu_pd((const double *)p)));
@@ -438,8 +454,12 @@ static inline __attribute__((always_inline)) vf bcast_group(const int G, const f
     memcpy(&r, &v, sizeof r);
     return r;
 #else
+    __m256 v;
+    if (G == 4) v = _mm256_broadcast_ps((const __m128 *)p);
+    else if (G == 2) v = _mm256_castpd_ps(_mm256_broadcast_sd((const double *)p));
+    else v = _mm256_broadcast_ss(p);
     vf r;
-    for (int i = 0; i < VL; i++) r[i] = p[i % G];
+    memcpy(&r, &v, sizeof r);
     return r;
 #endif
 }
@@ -469,14 +489,14 @@ add_rows4(__m512 x, __m512i order, int r0, int kb, float *d, const long *koff)
 }
 #endif
 
-/* Rows k0 .. k0 + kb - 1 (kb <= 16) of one position's input gradient, added at d. */
+/* Rows k0 .. k0 + kb - 1 (kb <= VL) of one position's input gradient, added at d. */
 static inline __attribute__((always_inline)) void
 dx_bcast_rows(const int G, const int kb, long B, long O, const float *dyq, const float *w,
               float *d, const long *koff)
 {
     const int NB = VL / G;
-    vf acc[16];
-    for (int r = 0; r < 16; r++) acc[r] = (vf){0};
+    vf acc[VL];
+    for (int r = 0; r < VL; r++) acc[r] = (vf){0};
     long c = 0, nc = O / G;
     /* four chunks per sweep down the rows: the row pointer moves by O once per row (the
      * empty asm keeps GCC from holding 16 row offsets in registers, which spilled) */
@@ -485,7 +505,7 @@ dx_bcast_rows(const int G, const int kb, long B, long O, const float *dyq, const
            q2 = vload(dyq + (c + 2) * VL), q3 = vload(dyq + (c + 3) * VL);
         const float *p = w + c * G;
 #pragma GCC unroll 16
-        for (int r = 0; r < 16; r++) {
+        for (int r = 0; r < VL; r++) {
             if (r < kb) {
                 acc[r] += bcast_group(G, p) * q0;
                 acc[r] += bcast_group(G, p + G) * q1;
@@ -500,7 +520,7 @@ dx_bcast_rows(const int G, const int kb, long B, long O, const float *dyq, const
         vf q = vload(dyq + c * VL);
         const float *p = w + c * G;
 #pragma GCC unroll 16
-        for (int r = 0; r < 16; r++) {
+        for (int r = 0; r < VL; r++) {
             if (r < kb) acc[r] += bcast_group(G, p) * q;
             p += O;
             __asm__("" : "+r"(p));
@@ -525,11 +545,11 @@ dx_bcast_rows(const int G, const int kb, long B, long O, const float *dyq, const
     }
 #endif
 #pragma GCC unroll 4
-    for (int n = 16; n > NB; n >>= 1)
+    for (int n = VL; n > NB; n >>= 1)
 #pragma GCC unroll 8
         for (int m = 0; m < n / 2; m++) acc[m] = pair_sums(acc[2 * m], acc[2 * m + 1]);
-    float e[16 * 8];
-    memcpy(e, acc, (size_t)NB * sizeof(vf)); /* e[r*NB + b], row r of these 16 */
+    float e[VL * 8];
+    memcpy(e, acc, (size_t)NB * sizeof(vf)); /* e[r*NB + b], row r of these VL */
     for (int r = 0; r < kb; r++) {
         float *dr = d + koff[r];
         if (B == 4 && NB == 4) {
@@ -572,8 +592,8 @@ dx_bcast_g(const int G, long B, long K, long O, const float *gl, const float *wl
                 dyq[c * VL + b * G + j] = b < B ? gl[b * O + c * G + j] : 0.f;
     prefetch_filter(next, K, O);
     long k0 = 0;
-    for (; k0 + 16 <= K; k0 += 16)
-        dx_bcast_rows(G, 16, B, O, dyq, wl + k0 * O, d, koff + k0);
+    for (; k0 + VL <= K; k0 += VL)
+        dx_bcast_rows(G, VL, B, O, dyq, wl + k0 * O, d, koff + k0);
     if (k0 < K) dx_bcast_rows(G, (int)(K - k0), B, O, dyq, wl + k0 * O, d, koff + k0);
 }
 
@@ -709,22 +729,22 @@ static void dx_pairs(long B, long K, long O, const float *gl, const float *wl,
 
 /* Lanes per batch entry for dx_bcast at batch B (1..8): G = VL / NB, NB = B rounded up
  * to a power of two. */
-static int bcast_group_size(long B) { return B == 1 ? 16 : B == 2 ? 8 : B <= 4 ? 4 : 2; }
+static int bcast_group_size(long B) { return B == 1 ? VL : B == 2 ? VL / 2 : B <= 4 ? VL / 4 : VL / 8; }
 
 /* dx_bcast_g for B in 1..8 with O a multiple of bcast_group_size(B); dyq: VL*O floats. */
 static void dx_bcast(long B, long K, long O, const float *gl, const float *wl,
                      const float *next, float *d, const long *koff, float *dyq)
 {
-    switch (bcast_group_size(B)) {
-    case 16: dx_bcast_g(16, 1, K, O, gl, wl, next, d, koff, dyq); break;
-    case 8: dx_bcast_g(8, 2, K, O, gl, wl, next, d, koff, dyq); break;
+    switch (VL / bcast_group_size(B)) { /* NB */
+    case 1: dx_bcast_g(VL, 1, K, O, gl, wl, next, d, koff, dyq); break;
+    case 2: dx_bcast_g(VL / 2, 2, K, O, gl, wl, next, d, koff, dyq); break;
     case 4:
-        if (B == 4) dx_bcast_g(4, 4, K, O, gl, wl, next, d, koff, dyq);
-        else dx_bcast_g(4, B, K, O, gl, wl, next, d, koff, dyq);
+        if (B == 4) dx_bcast_g(VL / 4, 4, K, O, gl, wl, next, d, koff, dyq);
+        else dx_bcast_g(VL / 4, B, K, O, gl, wl, next, d, koff, dyq);
         break;
     default:
-        if (B == 8) dx_bcast_g(2, 8, K, O, gl, wl, next, d, koff, dyq);
-        else dx_bcast_g(2, B, K, O, gl, wl, next, d, koff, dyq);
+        if (B == 8) dx_bcast_g(VL / 8, 8, K, O, gl, wl, next, d, koff, dyq);
+        else dx_bcast_g(VL / 8, B, K, O, gl, wl, next, d, koff, dyq);
     }
 }
 #endif
@@ -897,7 +917,7 @@ int lc_backward(const float *xt, const float *w, const float *dy, float *dw, flo
                 for (long l = l0; l < l1; l++) db[o * L + l] += dy[(b * O + o) * L + l];
     }
     float *e = work, *wt = work + B * K, *gt = wt + K * O, *gbuf = gt + O * B;
-#ifdef HAVE_TRANSPOSE16
+#ifdef HAVE_BCAST
     float *dyq = gbuf + PG * B * O;
 #endif
     /* two passes over the positions: interleaving them per position measured slower
@@ -939,7 +959,7 @@ int lc_backward(const float *xt, const float *w, const float *dy, float *dw, flo
                     scatter_add_t(&g, dxt, l, off, e);
                     continue;
                 }
-#ifdef HAVE_TRANSPOSE16
+#ifdef HAVE_BCAST
 #if defined(__AVX512F__)
                 if ((B == 4 && O % 8 == 0) || (B == 8 && O % 4 == 0)) {
                     dx_pairs(B, K, O, gl, wl, next, dxt + corner(&g, l), off, dyq);
