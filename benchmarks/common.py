@@ -189,6 +189,7 @@ def env_markdown(env: dict[str, Any]) -> str:
     host = dev.get("host", dev)
     name = dev.get("name") or "unknown device"
     cores = host.get("cores_usable") or host.get("cores_logical")
+    isa = f", {dev['vector_isa']}" if dev.get("vector_isa") else ""  # CPU runs only
     mem = host.get("memory_total_bytes")
     git = env.get("git", {})
     commit = (git.get("commit") or "unknown")[:12]
@@ -199,7 +200,7 @@ def env_markdown(env: dict[str, Any]) -> str:
             f"{env.get('cpu_count')} logical CPUs)" if la0 and la1 else "not available")
     pk = env.get("packages", {})
     return "\n".join([
-        f"- **Machine:** {name} ({dev.get('device', '?')}), {cores} usable cores, "
+        f"- **Machine:** {name} ({dev.get('device', '?')}{isa}), {cores} usable cores, "
         f"{fmt_bytes(mem)} memory; torch {pk.get('torch')}, "
         f"{env.get('torch_threads')} intra-op thread(s)",
         f"- **Run:** {env.get('date')} to {env.get('date_end', '?')}, commit `{commit}`, "

@@ -50,7 +50,8 @@ def test_describe_cpu_reports_model_cores_memory_and_torch():
 
 
 def test_cpuinfo_parsing_x86_and_arm(tmp_path):
-    x86 = "processor\t: 0\nphysical id\t: 0\ncore id\t: 0\nmodel name\t: Some CPU 9000\n\n" \
+    x86 = "processor\t: 0\nphysical id\t: 0\ncore id\t: 0\nmodel name\t: Some CPU 9000\n" \
+          "flags\t\t: fpu sse2 avx avx2 fma\n\n" \
           "processor\t: 1\nphysical id\t: 0\ncore id\t: 0\nmodel name\t: Some CPU 9000\n\n" \
           "processor\t: 2\nphysical id\t: 0\ncore id\t: 1\nmodel name\t: Some CPU 9000\n"
     arm = "processor\t: 0\nBogoMIPS\t: 50.00\n\nModel\t: Raspberry Pi 4 Model B\n"
@@ -58,6 +59,10 @@ def test_cpuinfo_parsing_x86_and_arm(tmp_path):
     assert md._physical_cores(x86) == 2
     assert md._cpu_model(arm) == "Raspberry Pi 4 Model B"
     assert md._physical_cores(arm) is None
+    assert md._vector_isa(x86) == "AVX2"
+    assert md._vector_isa(x86.replace("avx2", "avx2 avx512f")) == "AVX-512"
+    assert md._vector_isa("Features\t: fp asimd evtstrm\n") == "NEON"
+    assert md._vector_isa(arm) is None  # no flags line: unknown, not guessed
     (tmp_path / "cpuinfo").write_text(x86)
     (tmp_path / "meminfo").write_text("MemTotal:       1000 kB\nMemFree: 1 kB\n")
     info = md.describe_cpu(str(tmp_path / "cpuinfo"), str(tmp_path / "meminfo"))

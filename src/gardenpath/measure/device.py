@@ -70,6 +70,23 @@ def _cpu_model(cpuinfo: str) -> str | None:
     return None
 
 
+#: The widest vector extensions, widest first, by the cpuinfo flag that announces them.
+_VECTOR_ISAS = (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX"), ("sve", "SVE"),
+                ("asimd", "NEON"), ("sse2", "SSE2"))
+
+
+def _vector_isa(cpuinfo: str) -> str | None:
+    """The widest vector instruction set the CPU announces (``flags`` on x86, ``Features``
+    on ARM): the same CPU name covers machines with and without AVX-512, and the fused
+    kernel's speed depends on it."""
+    for line in cpuinfo.splitlines():
+        name, sep, value = line.partition(":")
+        if sep and name.strip() in ("flags", "Features"):
+            flags = set(value.split())
+            return next((isa for flag, isa in _VECTOR_ISAS if flag in flags), None)
+    return None
+
+
 def _physical_cores(cpuinfo: str) -> int | None:
     """Distinct (physical id, core id) pairs in cpuinfo; ``None`` when not listed."""
     cores: set[tuple[str, str]] = set()
@@ -113,6 +130,7 @@ def describe_cpu(
         "type": "cpu",
         "name": _cpu_model(cpuinfo) or platform.processor() or None,
         "machine": platform.machine(),
+        "vector_isa": _vector_isa(cpuinfo),
         "cores_logical": os.cpu_count(),
         "cores_physical": _physical_cores(cpuinfo),
         "cores_usable": affinity,
