@@ -360,56 +360,64 @@ static void scatter_add_t(const geom *g, float *dxt, long l, const long *koff, c
 /* The small-batch paths below need GCC's two-source shuffles and a broadcast load of 2, 4
  * or 8 floats: 16-float vectors (AVX-512) or 8-float ones with AVX2. */
 #if defined(__GNUC__) && !defined(__clang__) && (VL == 16 || (VL == 8 && defined(__AVX2__)))
-#define HAVE_BCAST 1
+#define HAVE_SHUFFLES 1
 typedef int vi __attribute__((vector_size(VL * sizeof(int))));
 #endif
 
-/* wt (O x K, row stride K) = w^T for w (K x O, row stride O). */
-#if defined(HAVE_BCAST) && VL == 16
-
-/* Stage st = 0..3 of a 16 x 16 transpose swaps the off-diagonal S x S sub-blocks of every
- * 2S x 2S block, S = 8 >> st: rows i and i + S (i & S == 0) become the two-source shuffles
- * of them by STAGE_LO[st] and STAGE_HI[st] (one vpermt2ps each on AVX-512). */
-static const vi STAGE_LO[4] = {
+#ifdef HAVE_SHUFFLES
+/* Stage st of a VL x VL transpose swaps the off-diagonal S x S sub-blocks of every 2S x 2S
+ * block, S = VL / 2 >> st: rows i and i + S (i & S == 0) become the two-source shuffles of
+ * them by STAGE_LO[st] and STAGE_HI[st] (one vpermt2ps each on AVX-512). */
+#if VL == 16
+#define STAGES 4
+static const vi STAGE_LO[STAGES] = {
     {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23},
     {0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27},
     {0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29},
     {0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30}};
-static const vi STAGE_HI[4] = {
+static const vi STAGE_HI[STAGES] = {
     {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31},
     {4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31},
     {2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31},
     {1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31}};
+#else
+#define STAGES 3
+static const vi STAGE_LO[STAGES] = {{0, 1, 2, 3, 8, 9, 10, 11},
+                                    {0, 1, 8, 9, 4, 5, 12, 13},
+                                    {0, 8, 2, 10, 4, 12, 6, 14}};
+static const vi STAGE_HI[STAGES] = {{4, 5, 6, 7, 12, 13, 14, 15},
+                                    {2, 3, 10, 11, 6, 7, 14, 15},
+                                    {1, 9, 3, 11, 5, 13, 7, 15}};
+#endif
 
-/* r[0..15], the rows of a 16 x 16 block, become its columns (in registers). */
-static inline __attribute__((always_inline)) void transpose16_regs(vf r[16])
+/* r[0 .. VL - 1], the rows of a VL x VL block, become its columns (in registers). */
+static inline __attribute__((always_inline)) void transpose_regs(vf r[VL])
 {
-    vf t[16];
+    vf t[VL];
 #pragma GCC unroll 4
-    for (int st = 0; st < 4; st++) {
-        int S = 8 >> st;
+    for (int st = 0; st < STAGES; st++) {
+        int S = VL / 2 >> st;
 #pragma GCC unroll 16
-        for (int i = 0; i < 16; i++)
+        for (int i = 0; i < VL; i++)
             if (!(i & S)) {
                 t[i] = __builtin_shuffle(r[i], r[i + S], STAGE_LO[st]);
                 t[i + S] = __builtin_shuffle(r[i], r[i + S], STAGE_HI[st]);
             }
-        for (int i = 0; i < 16; i++) r[i] = t[i];
+        for (int i = 0; i < VL; i++) r[i] = t[i];
     }
 }
 
-/* The 16 x 16 block at src (row stride lds) transposed into dst (row stride ldd). */
-static void transpose16(const float *src, long lds, float *dst, long ldd)
+/* The VL x VL block at src (row stride lds) transposed into dst (row stride ldd). */
+static void transpose_block(const float *src, long lds, float *dst, long ldd)
 {
-    vf r[16];
-    for (int i = 0; i < 16; i++) r[i] = vload(src + i * lds);
-    transpose16_regs(r);
-    for (int i = 0; i < 16; i++) vstore(dst + i * ldd, r[i]);
+    vf r[VL];
+    for (int i = 0; i < VL; i++) r[i] = vload(src + i * lds);
+    transpose_regs(r);
+    for (int i = 0; i < VL; i++) vstore(dst + i * ldd, r[i]);
 }
-#define HAVE_TRANSPOSE16 1
 #endif
 
-#ifdef HAVE_BCAST
+#ifdef HAVE_SHUFFLES
 typedef float vf4 __attribute__((vector_size(4 * sizeof(float))));
 typedef float vf8 __attribute__((vector_size(8 * sizeof(float))));
 
@@ -755,11 +763,11 @@ static void dx_bcast(long B, long K, long O, const float *gl, const float *wl,
 static void transpose(const float *w, long K, long O, float *wt)
 {
     long k0 = 0;
-#ifdef HAVE_TRANSPOSE16
-    for (; k0 + 16 <= K; k0 += 16) {
+#ifdef HAVE_SHUFFLES
+    for (; k0 + VL <= K; k0 += VL) {
         long o0 = 0;
-        for (; o0 + 16 <= O; o0 += 16) transpose16(w + k0 * O + o0, O, wt + o0 * K + k0, K);
-        for (long k = k0; k < k0 + 16; k++)
+        for (; o0 + VL <= O; o0 += VL) transpose_block(w + k0 * O + o0, O, wt + o0 * K + k0, K);
+        for (long k = k0; k < k0 + VL; k++)
             for (long o = o0; o < O; o++) wt[o * K + k] = w[k * O + o];
     }
 #endif
@@ -834,13 +842,15 @@ static void dw_rows(long B, long K, long O, const float *x, const long *koff, co
 }
 
 /* buf[i, m] = dy[m, lg + i] for the n <= PG positions from lg, m < B*O: the output gradient
- * of PG positions at a time, as (B x O) matrices; 16 x 16 blocks by register transposes. */
+ * of PG positions at a time, as (B x O) matrices; VL x VL blocks by register transposes. */
 static void load_dy_group(const geom *g, const float *dy, long lg, long n, float *buf)
 {
     long BO = g->B * g->O, L = g->L, m0 = 0;
-#ifdef HAVE_TRANSPOSE16
-    if (n == 16)
-        for (; m0 + 16 <= BO; m0 += 16) transpose16(dy + m0 * L + lg, L, buf + m0, BO);
+#ifdef HAVE_SHUFFLES
+    if (n == PG)
+        for (; m0 + VL <= BO; m0 += VL)
+            for (long i0 = 0; i0 < PG; i0 += VL)
+                transpose_block(dy + m0 * L + lg + i0, L, buf + i0 * BO + m0, BO);
 #endif
     for (long i = 0; i < n; i++)
         for (long m = m0; m < BO; m++) buf[i * BO + m] = dy[m * L + lg + i];
@@ -851,16 +861,17 @@ static void store_y_group(const geom *g, const float *buf, long lg, long n,
                           const float *bias, float *y)
 {
     long BO = g->B * g->O, L = g->L, O = g->O, m0 = 0;
-#ifdef HAVE_TRANSPOSE16
-    if (n == 16)
-        for (; m0 + 16 <= BO; m0 += 16) {
-            transpose16(buf + m0, BO, y + m0 * L + lg, L);
-            if (bias)
-                for (long r = 0; r < 16; r++) {
-                    float *d = y + (m0 + r) * L + lg;
-                    vstore(d, vload(d) + vload(bias + ((m0 + r) % O) * L + lg));
-                }
-        }
+#ifdef HAVE_SHUFFLES
+    if (n == PG)
+        for (; m0 + VL <= BO; m0 += VL)
+            for (long i0 = 0; i0 < PG; i0 += VL) {
+                transpose_block(buf + i0 * BO + m0, BO, y + m0 * L + lg + i0, L);
+                if (bias)
+                    for (long r = 0; r < VL; r++) {
+                        float *d = y + (m0 + r) * L + lg + i0;
+                        vstore(d, vload(d) + vload(bias + ((m0 + r) % O) * L + lg + i0));
+                    }
+            }
 #endif
     for (long i = 0; i < n; i++)
         for (long m = m0; m < BO; m++)
@@ -920,13 +931,13 @@ int lc_backward(const float *xt, const float *w, const float *dy, float *dw, flo
                 for (long l = l0; l < l1; l++) db[o * L + l] += dy[(b * O + o) * L + l];
     }
     float *e = work, *wt = work + B * K, *gt = wt + K * O, *gbuf = gt + O * B;
-#ifdef HAVE_BCAST
+#ifdef HAVE_SHUFFLES
     float *dyq = gbuf + PG * B * O;
 #endif
     /* two passes over the positions: interleaving them per position measured slower
      * (3.1 vs 2.5 ms at 16x16, C=O=32, B=16), the working sets evict each other */
-    /* stream dW when it is large and every tile store is 64-byte aligned (O % 16 == 0);
-     * the columns of a tile's tail (O % 16) are written by plain stores anyway */
+    /* stream dW when it is large and every tile store is vector-aligned (O % VL == 0);
+     * the columns of a tile's tail (O % VL) are written by plain stores anyway */
     int stream = L * K * O * (long)sizeof(float) >= DW_STREAM_MIN_BYTES && O % VL == 0
                  && ((unsigned long)dw & 63) == 0;
     if (want_dw)
@@ -962,7 +973,7 @@ int lc_backward(const float *xt, const float *w, const float *dy, float *dw, flo
                     scatter_add_t(&g, dxt, l, off, e);
                     continue;
                 }
-#ifdef HAVE_BCAST
+#ifdef HAVE_SHUFFLES
 #if defined(__AVX512F__)
                 if ((B == 4 && O % 8 == 0) || (B == 8 && O % 4 == 0)) {
                     dx_pairs(B, K, O, gl, wl, next, dxt + corner(&g, l), off, dyq);
@@ -984,55 +995,56 @@ int lc_backward(const float *xt, const float *w, const float *dy, float *dw, flo
     return 0;
 }
 
-#ifdef HAVE_TRANSPOSE16
-/* Packing at batch 1, 2, 4 or 8 (16 / B channels dividing C): the 16 rows x[b, c + i, h,
- * v0 .. v0 + 15] (i < 16 / B, every b) are transposed in registers, and each column is
- * then one 64-byte run of xt (16 / B channels by B batch entries), written in one store;
- * element by element, each run took B-float pieces at 16 / B different times.
+#ifdef HAVE_SHUFFLES
+/* Packing at batch 1, 2, 4 or 8 (B <= VL; VL / B channels dividing C): the VL rows
+ * x[b, c + i, h, v0 .. v0 + VL - 1] (i < VL / B, every b) are transposed in registers, and
+ * each column is then one vector-wide run of xt (VL / B channels by B batch entries),
+ * written in one store; element by element, each run took B-float pieces at VL / B
+ * different times.
  *
  * run_rows: ro[i] = where row i of such a block starts in x (batch entry i % B, channel
  * i / B). */
-static void run_rows(long B, long CHW, long HW, long ro[16])
+static void run_rows(long B, long CHW, long HW, long ro[VL])
 {
-    for (long i = 0; i < 16; i++) ro[i] = (i % B) * CHW + (i / B) * HW;
+    for (long i = 0; i < VL; i++) ro[i] = (i % B) * CHW + (i / B) * HW;
 }
 
-/* xt's 16 runs (h, v0 .. v0 + 15, c .. c + 16 / B - 1, all b) from x (d: the first run). */
-static void pack_runs(const float *x, const long ro[16], float *d, long CB)
+/* xt's VL runs (h, v0 .. v0 + VL - 1, c .. c + VL / B - 1, all b) from x (d: the first). */
+static void pack_runs(const float *x, const long ro[VL], float *d, long CB)
 {
-    vf r[16];
-    for (int i = 0; i < 16; i++) r[i] = vload(x + ro[i]);
-    transpose16_regs(r);
-    for (int v = 0; v < 16; v++) vstore(d + v * CB, r[v]);
+    vf r[VL];
+    for (int i = 0; i < VL; i++) r[i] = vload(x + ro[i]);
+    transpose_regs(r);
+    for (int v = 0; v < VL; v++) vstore(d + v * CB, r[v]);
 }
 
-/* pack_runs' inverse: the 16 runs at d back into x. */
-static void unpack_runs(const float *d, long CB, float *x, const long ro[16])
+/* pack_runs' inverse: the VL runs at d back into x. */
+static void unpack_runs(const float *d, long CB, float *x, const long ro[VL])
 {
-    vf r[16];
-    for (int v = 0; v < 16; v++) r[v] = vload(d + v * CB);
-    transpose16_regs(r);
-    for (int i = 0; i < 16; i++) vstore(x + ro[i], r[i]);
+    vf r[VL];
+    for (int v = 0; v < VL; v++) r[v] = vload(d + v * CB);
+    transpose_regs(r);
+    for (int i = 0; i < VL; i++) vstore(x + ro[i], r[i]);
 }
 
 /* Whether pack_runs and unpack_runs serve this batch and channel count. */
 static int runs_apply(long B, long C)
 {
-    return (B == 1 || B == 2 || B == 4 || B == 8) && C % (VL / B) == 0;
+    return (B == 1 || B == 2 || B == 4 || B == 8) && B <= VL && C % (VL / B) == 0;
 }
 
 /* x (B, C, H, W) into the interior of xt (Hp, Wp, C, B) (pack) or back out of it (unpack)
- * where runs_apply: 16 columns at a time through pack_runs / unpack_runs, the columns past
- * the last multiple of 16 element by element. */
+ * where runs_apply: VL columns at a time through pack_runs / unpack_runs, the columns past
+ * the last multiple of VL element by element. */
 static void copy_runs(int pack, float *x, float *xt, long B, long C, long H, long W, long ph,
                       long pw)
 {
-    long Wp = W + 2 * pw, CB = C * B, v0 = W - W % 16, ro[16];
+    long Wp = W + 2 * pw, CB = C * B, v0 = W - W % VL, ro[VL];
     run_rows(B, C * H * W, H * W, ro);
     for (long h = 0; h < H; h++)
         for (long c = 0; c < C; c += VL / B) {
             float *xr = x + (c * H + h) * W, *tr = xt + ((h + ph) * Wp + pw) * CB + c * B;
-            for (long v = 0; v < v0; v += 16) {
+            for (long v = 0; v < v0; v += VL) {
                 if (pack) pack_runs(xr + v, ro, tr + v * CB, CB);
                 else unpack_runs(tr + v * CB, CB, xr + v, ro);
             }
@@ -1049,10 +1061,11 @@ static void copy_runs(int pack, float *x, float *xt, long B, long C, long H, lon
 }
 #endif
 
-/* xt (H + 2ph, W + 2pw, C, B) = x (B, C, H, W), zero-padded and batch-innermost.  16 x 16
- * blocks go through transpose16: 16 batch entries by 16 columns, or at batch 1, 2, 4 and 8
- * 16 / B channels by B entries by 16 columns (pack_runs); the rest element by element.
- * Measured at 16x16, C = 32: 7.5 -> 2.6 us at B = 1, 18.8 -> 6.0 at B = 4, 33 -> 10 at B = 8. */
+/* xt (H + 2ph, W + 2pw, C, B) = x (B, C, H, W), zero-padded and batch-innermost.  VL x VL
+ * blocks go through transpose_block: VL batch entries by VL columns, or at batch 1, 2, 4
+ * and 8 VL / B channels by B entries by VL columns (pack_runs); the rest element by element.
+ * Measured at 16x16, C = 32: 7.5 -> 2.6 us at B = 1, 18.8 -> 6.0 at B = 4, 33 -> 10 at B = 8
+ * (AVX-512). */
 void lc_pack(const float *x, float *xt, const long *gm)
 {
     long B = gm[GM_B], C = gm[GM_C], H = gm[GM_H], W = gm[GM_W], ph = gm[GM_PH],
@@ -1062,7 +1075,7 @@ void lc_pack(const float *x, float *xt, const long *gm)
         for (long v = 0; v < Wp; v++)
             if (h < ph || h >= ph + H || v < pw || v >= pw + W)
                 memset(xt + (h * Wp + v) * CB, 0, (size_t)CB * sizeof *xt);
-#ifdef HAVE_TRANSPOSE16
+#ifdef HAVE_SHUFFLES
     if (runs_apply(B, C)) {
         copy_runs(1, (float *)x, xt, B, C, H, W, ph, pw);
         return;
@@ -1072,13 +1085,13 @@ void lc_pack(const float *x, float *xt, const long *gm)
         for (long h = 0; h < H; h++) {
             float *d = xt + ((h + ph) * Wp + pw) * CB + c * B; /* (v, b) at v*CB + b */
             long b0 = 0;
-#ifdef HAVE_TRANSPOSE16
-            for (; b0 + 16 <= B; b0 += 16) {
+#ifdef HAVE_SHUFFLES
+            for (; b0 + VL <= B; b0 += VL) {
                 long v0 = 0;
-                for (; v0 + 16 <= W; v0 += 16)
-                    transpose16(x + ((b0 * C + c) * H + h) * W + v0, C * H * W,
-                                d + v0 * CB + b0, CB);
-                for (long b = b0; b < b0 + 16; b++)
+                for (; v0 + VL <= W; v0 += VL)
+                    transpose_block(x + ((b0 * C + c) * H + h) * W + v0, C * H * W,
+                                    d + v0 * CB + b0, CB);
+                for (long b = b0; b < b0 + VL; b++)
                     for (long v = v0; v < W; v++) d[v * CB + b] = x[((b * C + c) * H + h) * W + v];
             }
 #endif
@@ -1097,7 +1110,7 @@ void lc_unpack(float *const *dxt, long n, float *dx, const long *gm)
     long Wp = W + 2 * pw, CB = C * B, total = (H + 2 * ph) * Wp * CB;
     for (long t = 1; t < n; t++)
         for (long m = 0; m < total; m++) dxt[0][m] += dxt[t][m];
-#ifdef HAVE_TRANSPOSE16
+#ifdef HAVE_SHUFFLES
     if (runs_apply(B, C)) {
         copy_runs(0, dx, dxt[0], B, C, H, W, ph, pw);
         return;
@@ -1107,13 +1120,13 @@ void lc_unpack(float *const *dxt, long n, float *dx, const long *gm)
         for (long h = 0; h < H; h++) {
             const float *s = dxt[0] + ((h + ph) * Wp + pw) * CB + c * B;
             long b0 = 0;
-#ifdef HAVE_TRANSPOSE16
-            for (; b0 + 16 <= B; b0 += 16) {
+#ifdef HAVE_SHUFFLES
+            for (; b0 + VL <= B; b0 += VL) {
                 long v0 = 0;
-                for (; v0 + 16 <= W; v0 += 16)
-                    transpose16(s + v0 * CB + b0, CB, dx + ((b0 * C + c) * H + h) * W + v0,
-                                C * H * W);
-                for (long b = b0; b < b0 + 16; b++)
+                for (; v0 + VL <= W; v0 += VL)
+                    transpose_block(s + v0 * CB + b0, CB, dx + ((b0 * C + c) * H + h) * W + v0,
+                                    C * H * W);
+                for (long b = b0; b < b0 + VL; b++)
                     for (long v = v0; v < W; v++) dx[((b * C + c) * H + h) * W + v] = s[v * CB + b];
             }
 #endif
