@@ -48,9 +48,14 @@ static inline void vstore(float *p, vf v) { memcpy(p, &v, sizeof v); }
 /* A weight gradient larger than this is written with non-temporal stores: it will not be
  * read again before the next pass evicts it, and skipping the read-for-ownership of every
  * line cut the weight-gradient pass by a third at 368 MB (10% at 115 MB) with AVX-512, and
- * from 56 to 31 ms at 141 MB (64x64, C32, B16) on an AVX2 EPYC. */
+ * from 56 to 31 ms at 141 MB (64x64, C32, B16) on an AVX2 EPYC.  The threshold was 32 MB;
+ * on that AVX2 machine (32 MB L3 announced, copies at DRAM speed from 8 MB on) a 7.2 MB
+ * gradient streamed made forward + backward + an SGD update faster at 16x16 C32: B1 2.92
+ * -> 2.20 ms, B4 6.01 -> 4.71, B16 8.18 -> 7.74 (medians of 11 interleaved rounds); on an
+ * AVX-512 machine the same change measured faster without an optimizer and within noise
+ * with one (a later SGD reads the gradient from DRAM instead of the L3). */
 #ifndef DW_STREAM_MIN_BYTES
-#define DW_STREAM_MIN_BYTES (32L << 20)
+#define DW_STREAM_MIN_BYTES (4L << 20)
 #endif
 
 /* Store a result vector: streaming (p 64-byte aligned) or not. */
