@@ -136,12 +136,13 @@ def test_rejects_wrong_input_shape_and_oversized_kernel():
 needs_native = pytest.mark.skipif(not lc_native.available(),
                                   reason=f"fused kernel unavailable: {lc_native.status()}")
 
-#: (C, O, k, H, stride, padding, B): every code path of lc_kernel.c — dx by broadcast groups
-#: (B <= 8 with O a multiple of the group size 16, 8, 4 or 2: four-chunk sweeps and single
-#: chunks, the in-lane reduction at B = 4, vector adds at B = 8, lane by lane otherwise,
-#: K % 16 rows after the last full block), by W @ G^T (B % 16 == 0), by transpose + gemm
-#: (the rest); full and half vector tiles and scalar column tails; kernel sizes with and
-#: without a specialised gather; strides and padding.
+#: (C, O, k, H, stride, padding, B): every code path of lc_kernel.c, with VL = 16 floats per
+#: vector (AVX-512) or 8 (AVX2) — dx by broadcast groups (B <= 8 with O a multiple of the
+#: group size VL / NB: four-chunk sweeps and single chunks, the in-lane reduction at B = 4,
+#: vector adds at B = 8, lane by lane otherwise, K % VL rows after the last full block), by
+#: W @ G^T (B % VL == 0, B > 8), by transpose + gemm (the rest); full and half vector tiles
+#: and scalar column tails; kernel sizes with and without a specialised gather; strides and
+#: padding.
 NATIVE_CASES = [
     (3, 5, 3, 7, 1, 0, 2), (4, 33, 5, 9, 2, 2, 3), (16, 16, 3, 16, 1, 1, 16),
     (32, 32, 3, 10, 1, 1, 16), (3, 70, 5, 11, 1, 2, 1), (8, 20, 3, 10, 3, 1, 5),
@@ -151,10 +152,10 @@ NATIVE_CASES = [
     (32, 32, 3, 12, 1, 1, 16),  # 5.3 MB, streamed too, through the register-tiled gemm
     (32, 32, 3, 10, 1, 1, 4), (3, 16, 3, 9, 1, 0, 3), (5, 48, 3, 8, 2, 1, 8),
     (16, 32, 3, 8, 1, 1, 6), (5, 80, 3, 8, 1, 1, 1), (3, 20, 3, 9, 1, 0, 4),
-    # packed 16 columns at a time (batch 1, 2, 4, 8; 16 / B channels dividing C), with tails
+    # packed VL columns at a time (batch 1, 2, 4, 8; VL / B channels dividing C), with tails
     (8, 16, 3, 17, 1, 1, 4), (16, 8, 3, 20, 2, 1, 1), (4, 8, 3, 16, 1, 0, 8),
-    # batch 4 or 8, O a multiple of 8 or 4 (input gradient by broadcast pairs): row and
-    # chunk tails
+    # batch 4 or 8, O a multiple of 8 or 4 (input gradient by broadcast pairs, AVX-512):
+    # row and chunk tails
     (5, 24, 3, 9, 2, 1, 4), (5, 12, 3, 9, 1, 1, 8),
 ]
 
