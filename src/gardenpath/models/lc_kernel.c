@@ -928,6 +928,83 @@ int lc_forward(const float *x, float *xt, const float *w, const float *bias, flo
     return 0;
 }
 
+/* What a backward call's positions share: the geometry, operands, patch offsets, where dW
+ * goes and whether it streams, and the scratch buffers carved from work[]. */
+typedef struct {
+    const geom *g;
+    const float *xt, *w, *dy;
+    float *dw, *dxt;
+    const long *off;
+    float *e, *wt, *gt, *gbuf, *dyq;
+    long l1;
+    int stream;
+} bwd;
+
+/* dw[l] = patch_l^T @ gl, gl position l's (B x O) output gradient. */
+static void dw_at(const bwd *c, long l, const float *gl)
+{
+    const geom *g = c->g;
+    long B = g->B, O = g->O, K = g->C * g->kh * g->kw;
+    if (B <= 8) { /* small batch: row by row, the output gradient in registers */
+        dw_rows(B, K, O, c->xt + corner(g, l), c->off, gl, c->dw + l * K * O, c->stream);
+        return;
+    }
+    float *next = l + 1 < c->l1 ? c->dw + (l + 1) * K * O : NULL;
+    amat patch_t = {c->xt + corner(g, l), 0, 0, c->off, c->off + K}; /* rows k, cols b */
+    gemm(K, O, B, patch_t, gl, O, c->dw + l * K * O, O, next, 4 * K * O, c->stream);
+}
+
+/* dxt += scatter(gl @ w[l]^T): position l's share of the padded input gradient. */
+static void dx_at(const bwd *c, long l, const float *gl)
+{
+    const geom *g = c->g;
+    long B = g->B, O = g->O, K = g->C * g->kh * g->kw;
+    const float *wl = c->w + l * K * O, *next = l + 1 < c->l1 ? wl + K * O : NULL;
+    if (B % VL == 0 && B > 8) {
+        /* batch a multiple of the vector width: e^T (K x B) = w[l] @ dy_l^T, the vectors
+         * run along the batch, w[l] is read in place (not transposed), and the result adds
+         * into dxt with vector adds (not at B = 8 with AVX2: by broadcasts, 763 against
+         * 1060 us at 16x16, C = O = 32) */
+        transpose(gl, B, O, c->gt);
+        gemm(K, B, O, strided(wl, O, 1), c->gt, B, c->e, B, next, 4 * K * O, 0);
+        scatter_add_t(g, c->dxt, l, c->off, c->e);
+        return;
+    }
+#ifdef HAVE_SHUFFLES
+#if defined(__AVX512F__)
+    if ((B == 4 && O % 8 == 0) || (B == 8 && O % 4 == 0)) {
+        dx_pairs(B, K, O, gl, wl, next, c->dxt + corner(g, l), c->off, c->dyq);
+        return;
+    }
+#endif
+    if (B <= 8 && O % bcast_group_size(B) == 0) {
+        dx_bcast(B, K, O, gl, wl, next, c->dxt + corner(g, l), c->off, c->dyq);
+        return;
+    }
+#endif
+    transpose(wl, K, O, c->wt);
+    gemm(B, K, O, strided(gl, O, 1), c->wt, K, c->e, K, next, 4 * K * O, 0);
+    scatter_add(g, c->dxt, l, c->off, c->e);
+}
+
+/* One sweep over positions [l0, c->l1): the weight gradient, the input gradient or both,
+ * position by position, the output gradient moved into batch-major groups of PG positions
+ * on the way. */
+static void bwd_sweep(const bwd *c, long l0, int do_dw, int do_dx)
+{
+    long BO = c->g->B * c->g->O;
+    GROUPS(l0, c->l1, lg, n) {
+        load_dy_group(c->g, c->dy, lg, n, c->gbuf);
+        for (long l = lg; l < lg + n; l++) {
+            if (do_dw) dw_at(c, l, c->gbuf + (l - lg) * BO);
+            if (do_dx) dx_at(c, l, c->gbuf + (l - lg) * BO);
+        }
+    }
+#if defined(__AVX__)
+    if (do_dw && c->stream) _mm_sfence(); /* streamed stores visible before we return */
+#endif
+}
+
 /* For l in [l0, l1), with dy (B, O, Ho*Wo) the output gradient: dw[l] = patch_l^T @ dy_l
  * (if want_dw), dxt = scatter(dy_l @ w[l]^T) summed over these positions (if want_dx; dxt,
  * laid out like xt, is zeroed here and must be private to the caller's thread) and
@@ -938,7 +1015,7 @@ int lc_backward(const float *xt, const float *w, const float *dy, float *dw, flo
                 int want_dw, int want_dx)
 {
     geom g = geom_of(gm);
-    long B = g.B, O = g.O, K = g.C * g.kh * g.kw, L = g.L, BO = B * O;
+    long B = g.B, O = g.O, K = g.C * g.kh * g.kw, L = g.L;
     long *off = patch_offsets(&g);
     if (!off) return -1;
     if (want_dx) memset(dxt, 0, (size_t)(g.Hp * g.Wp * g.C * B) * sizeof *dxt);
@@ -949,67 +1026,28 @@ int lc_backward(const float *xt, const float *w, const float *dy, float *dw, flo
             for (long o = 0; o < O; o++)
                 for (long l = l0; l < l1; l++) db[o * L + l] += dy[(b * O + o) * L + l];
     }
-    float *e = work, *wt = work + B * K, *gt = wt + K * O, *gbuf = gt + O * B;
+    bwd c = {&g, xt, w, dy, dw, dxt, off, work, NULL, NULL, NULL, NULL, l1, 0};
+    c.wt = c.e + B * K;
+    c.gt = c.wt + K * O;
+    c.gbuf = c.gt + O * B;
 #ifdef HAVE_SHUFFLES
-    float *dyq = gbuf + PG * B * O;
+    c.dyq = c.gbuf + PG * B * O;
 #endif
-    /* two passes over the positions: interleaving them per position measured slower
-     * (3.1 vs 2.5 ms at 16x16, C=O=32, B=16), the working sets evict each other */
     /* stream dW when it is large and every tile store is vector-aligned (O % VL == 0);
      * the columns of a tile's tail (O % VL) are written by plain stores anyway */
-    int stream = L * K * O * (long)sizeof(float) >= DW_STREAM_MIN_BYTES && O % VL == 0
-                 && ((unsigned long)dw & 63) == 0;
-    if (want_dw)
-        GROUPS(l0, l1, lg, n) {
-            load_dy_group(&g, dy, lg, n, gbuf);
-            for (long l = lg; l < lg + n; l++) {
-                float *next = l + 1 < l1 ? dw + (l + 1) * K * O : NULL;
-                if (B <= 8) { /* small batch: row by row, the output gradient in registers */
-                    dw_rows(B, K, O, xt + corner(&g, l), off, gbuf + (l - lg) * BO,
-                            dw + l * K * O, stream);
-                    continue;
-                }
-                amat patch_t = {xt + corner(&g, l), 0, 0, off, off + K}; /* rows k, cols b */
-                gemm(K, O, B, patch_t, gbuf + (l - lg) * BO, O, dw + l * K * O, O, next,
-                     4 * K * O, stream);
-            }
-        }
-#if defined(__AVX__)
-    if (want_dw && stream) _mm_sfence(); /* streamed stores visible before we return */
-#endif
-    if (want_dx)
-        GROUPS(l0, l1, lg, n) {
-            load_dy_group(&g, dy, lg, n, gbuf);
-            for (long l = lg; l < lg + n; l++) {
-                const float *gl = gbuf + (l - lg) * BO, *wl = w + l * K * O;
-                const float *next = l + 1 < l1 ? w + (l + 1) * K * O : NULL;
-                if (B % VL == 0 && B > 8) {
-                    /* batch a multiple of the vector width: e^T (K x B) = w[l] @ dy_l^T, the
-                     * vectors run along the batch, w[l] is read in place (not transposed),
-                     * and the result adds into dxt with vector adds (not at B = 8 with
-                     * AVX2: by broadcasts, 763 against 1060 us at 16x16, C = O = 32) */
-                    transpose(gl, B, O, gt);
-                    gemm(K, B, O, strided(wl, O, 1), gt, B, e, B, next, 4 * K * O, 0);
-                    scatter_add_t(&g, dxt, l, off, e);
-                    continue;
-                }
-#ifdef HAVE_SHUFFLES
-#if defined(__AVX512F__)
-                if ((B == 4 && O % 8 == 0) || (B == 8 && O % 4 == 0)) {
-                    dx_pairs(B, K, O, gl, wl, next, dxt + corner(&g, l), off, dyq);
-                    continue;
-                }
-#endif
-                if (B <= 8 && O % bcast_group_size(B) == 0) {
-                    dx_bcast(B, K, O, gl, wl, next, dxt + corner(&g, l), off, dyq);
-                    continue;
-                }
-#endif
-                transpose(wl, K, O, wt);
-                gemm(B, K, O, strided(gl, O, 1), wt, K, e, K, next, 4 * K * O, 0);
-                scatter_add(&g, dxt, l, off, e);
-            }
-        }
+    c.stream = L * K * O * (long)sizeof(float) >= DW_STREAM_MIN_BYTES && O % VL == 0
+               && ((unsigned long)dw & 63) == 0;
+    /* Where dW streams, one sweep computes both gradients position by position: its
+     * stores then go out while w[l] comes in for the input gradient (AVX2, forward +
+     * backward at 32x32, C = O = 32, B = 16: 0.92x; 64x64: 0.94x).  Otherwise two sweeps:
+     * interleaved per position measured slower (3.1 vs 2.5 ms at 16x16, C = O = 32,
+     * B = 16, AVX-512, dW not streamed): the working sets evict each other. */
+    if (want_dw && want_dx && c.stream) {
+        bwd_sweep(&c, l0, 1, 1);
+    } else {
+        if (want_dw) bwd_sweep(&c, l0, 1, 0);
+        if (want_dx) bwd_sweep(&c, l0, 0, 1);
+    }
     free(off);
     if (want_dx && dx) lc_unpack(&dxt, 1, dx, gm);
     return 0;
