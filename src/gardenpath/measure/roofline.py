@@ -56,7 +56,7 @@ class BandwidthPoint:
     iqr_s: float
 
 
-def _bandwidth_kernel(
+def bandwidth_kernel(
     kernel: Kernel, working_set_bytes: int, dtype: torch.dtype, device: torch.device
 ) -> tuple[Callable[[], Any], int]:
     """Return ``(fn, bytes_moved_per_call)`` for one kernel and working set.
@@ -99,7 +99,7 @@ def measure_bandwidth(
     """Achieved memory bandwidth across working-set sizes, caches to main memory.
 
     ``bytes_per_s = bytes_moved / median time``, with ``bytes_moved`` per
-    :func:`_bandwidth_kernel`. Small working sets include PyTorch's per-call
+    :func:`bandwidth_kernel`. Small working sets include PyTorch's per-call
     dispatch (about 1 us on CPU, several on GPU), so their copy bandwidth is a lower
     bound on the cache's; the ``read`` kernel avoids that overhead.
 
@@ -116,7 +116,7 @@ def measure_bandwidth(
         sizes_bytes = GPU_SIZES_BYTES if dev.type == "cuda" else CPU_SIZES_BYTES
     points = []
     for ws in sizes_bytes:
-        fn, moved = _bandwidth_kernel(kernel, int(ws), dtype, dev)
+        fn, moved = bandwidth_kernel(kernel, int(ws), dtype, dev)
         t = time_fn(fn, device=dev, warmup=2, min_run_time_s=min_run_time_s)
         points.append(
             BandwidthPoint(

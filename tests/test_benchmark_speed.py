@@ -1,0 +1,46 @@
+"""The local benchmark's machine-speed probes: a shape timed while the machine ran slow
+gets its floor scaled by how slow, term by term, against the best the run saw."""
+
+from benchmarks.local import machine_speed
+from gardenpath.measure.roofline import BandwidthPoint, Roofline
+
+WS = 1 << 20
+
+
+def _roof(copy_bytes_per_s: float) -> Roofline:
+    point = BandwidthPoint(WS, copy_bytes_per_s, 1.0, int(copy_bytes_per_s), "copy", 0.0)
+    return Roofline(peak_flops_per_s=1.0, peak_bytes_per_s=copy_bytes_per_s, device="cpu",
+                    dtype="float32", bandwidth=[point])
+
+
+def _row(mm_s: float, copy_s: float, compute_s: float, memory_s: float) -> dict:
+    return {"floor": {"compute_s": compute_s, "memory_s": memory_s,
+                      "bandwidth_working_set_bytes": WS},
+            "probes": {"matmul": {"timing": {"median_s": mm_s}, "amount": 2.0},
+                       "copy": {"timing": {"median_s": copy_s}, "amount": 10.0}}}
+
+
+def test_a_slow_round_scales_each_term_of_the_floor_by_its_own_probe() -> None:
+    roof = _roof(8.0)
+    fast, slow_mm, slow_copy = (_row(1.0, 1.0, 1.0, 0.5), _row(2.0, 1.0, 1.0, 0.5),
+                                _row(1.0, 4.0, 1.0, 0.5))
+    machine_speed([fast, slow_mm, slow_copy], roof)
+    assert fast["speed"] == {"matmul": 1.0, "copy": 1.0}
+    assert fast["floor_then_s"] == 1.0
+    assert slow_mm["speed"]["matmul"] == 0.5 and slow_mm["floor_then_s"] == 2.0
+    # copy at a quarter of the best (10 B/s, above the ceiling's 8): memory term 0.5 -> 2
+    assert slow_copy["speed"]["copy"] == 0.25 and slow_copy["floor_then_s"] == 2.0
+
+
+def test_the_ceilings_count_as_the_best_copy_when_every_probe_was_slower() -> None:
+    roof = _roof(20.0)
+    row = _row(1.0, 1.0, 0.1, 1.0)
+    machine_speed([row], roof)
+    assert row["speed"]["copy"] == 0.5 and row["floor_then_s"] == 2.0
+
+
+def test_rows_without_probes_keep_the_plain_floor() -> None:
+    roof = _roof(8.0)
+    row = {"floor": {"compute_s": 1.0, "memory_s": 0.5, "bandwidth_working_set_bytes": WS}}
+    machine_speed([row], roof)
+    assert "floor_then_s" not in row and "speed" not in row
