@@ -402,9 +402,11 @@ def bmm_only(shape: Shape, device: torch.device) -> Callable[[], None]:
     return three
 
 
-#: Side of the square matmul that probes the machine's arithmetic speed in every round
-#: (compute-bound, ~30 ms on one CPU core).
-PROBE_MATMUL_N = 1024
+#: Side of the square matmul that probes the machine's arithmetic speed in every round: its
+#: operands fit in a core's L2 cache, so the contenders timed before it do not slow it
+#: (after a 512 MiB copy, a 1024 x 1024 matmul ran at 54-63 GFLOP/s against 78 warm on the
+#: AVX2 EPYC; 256 x 256 at 64-66 against 67).
+PROBE_MATMUL_N = 256
 
 
 def speed_probes(copy_working_set_bytes: int, device: torch.device
