@@ -99,8 +99,9 @@ static inline const char *pf_start(const prefetch *pf, long *step)
 
 /* One k step's prefetch: the line at q and, when a step covers two lines, the next one
  * (with a step of one line or less the second falls in the same line or the next: a spare
- * instruction instead of a branch; dropping it measured no faster).  Read prefetches also for the weight gradient: a line no other core holds
- * arrives exclusive, so storing into it later costs nothing more. */
+ * instruction instead of a branch; dropping it measured no faster).  Read prefetches also
+ * for the weight gradient: a line no other core holds arrives exclusive, so storing into
+ * it later costs nothing more. */
 #define PF_STEP(q, step)                                                              \
     do {                                                                              \
         __builtin_prefetch((q), 0, 2);                                                \
@@ -1038,8 +1039,9 @@ int lc_backward(const float *xt, const float *w, const float *dy, float *dw, flo
     c.stream = L * K * O * (long)sizeof(float) >= DW_STREAM_MIN_BYTES && O % VL == 0
                && ((unsigned long)dw & 63) == 0;
     /* Where dW streams, one sweep computes both gradients position by position: its
-     * stores then go out while w[l] comes in for the input gradient (AVX2, forward +
-     * backward at 32x32, C = O = 32, B = 16: 0.92x; 64x64: 0.94x).  Otherwise two sweeps:
+     * stores then go out while w[l] comes in for the input gradient (AVX2, the backward
+     * call at 32x32, C = O = 32, B = 16: 0.92-0.95x; 64x64: 0.94x; at 16x16 B = 1, 4, 16
+     * within noise; not measured with AVX-512).  Otherwise two sweeps:
      * interleaved per position measured slower (3.1 vs 2.5 ms at 16x16, C = O = 32,
      * B = 16, AVX-512, dW not streamed): the working sets evict each other. */
     if (want_dw && want_dx && c.stream) {
