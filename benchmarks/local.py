@@ -64,7 +64,12 @@ from benchmarks.common import (
 )
 from gardenpath.measure.device import resolve_device
 from gardenpath.measure.memory import peak_memory
-from gardenpath.measure.roofline import BandwidthPoint, Roofline, bandwidth_kernel
+from gardenpath.measure.roofline import (
+    BandwidthPoint,
+    Roofline,
+    bandwidth_kernel,
+    matmul_kernel,
+)
 from gardenpath.measure.timing import time_fn
 from gardenpath.measure.traffic import layer_traffic
 from gardenpath.models import lc_native, lc_op
@@ -416,11 +421,9 @@ def speed_probes(copy_working_set_bytes: int, device: torch.device
     the best seen in the whole run say how fast the machine was while that shape was
     timed (a VM's neighbours take cores' and memory's speed for minutes at a time).
     Returns the two functions, the matmul's FLOPs and the copy's bytes per call."""
-    n = PROBE_MATMUL_N
-    a, b = torch.rand(n, n, device=device), torch.rand(n, n, device=device)
-    out = torch.empty(n, n, device=device)
+    matmul, flops = matmul_kernel(PROBE_MATMUL_N, torch.float32, device)
     copy, moved = bandwidth_kernel("copy", copy_working_set_bytes, torch.float32, device)
-    return (lambda: torch.mm(a, b, out=out)), copy, 2 * n**3, moved
+    return matmul, copy, flops, moved
 
 
 def machine_speed(rows: list[dict[str, Any]], roof: Roofline) -> None:

@@ -148,13 +148,20 @@ def measure_matmul_flops(
     dev = resolve_device("auto" if device is None else device)
     if n is None:
         n = 8192 if dev.type == "cuda" else 2048
-    a = torch.rand(n, n, dtype=dtype, device=dev)
-    b = torch.rand(n, n, dtype=dtype, device=dev)
-    out = torch.empty(n, n, dtype=dtype, device=dev)
-    t = time_fn(
-        lambda: torch.mm(a, b, out=out), device=dev, warmup=2, min_run_time_s=min_run_time_s
-    )
-    return 2.0 * n**3 / t.median_s
+    fn, flops = matmul_kernel(n, dtype, dev)
+    t = time_fn(fn, device=dev, warmup=2, min_run_time_s=min_run_time_s)
+    return flops / t.median_s
+
+
+def matmul_kernel(
+    n: int, dtype: torch.dtype, device: torch.device
+) -> tuple[Callable[[], Any], int]:
+    """Return ``(fn, flops_per_call)``: ``fn`` multiplies two ``n x n`` random matrices
+    into a preallocated output (``2 n^3`` FLOPs, one multiply and one add per MAC)."""
+    a = torch.rand(n, n, dtype=dtype, device=device)
+    b = torch.rand(n, n, dtype=dtype, device=device)
+    out = torch.empty(n, n, dtype=dtype, device=device)
+    return (lambda: torch.mm(a, b, out=out)), 2 * n**3
 
 
 def measure_conv_flops(
