@@ -131,9 +131,12 @@ def interleaved_timings(fns: dict[str, Callable[[], Any]], *,
 
 
 def fmt_time(seconds: float | None) -> str:
-    """``1.23 ms``-style text with three significant figures; ``-`` for ``None``."""
+    """``1.23 ms``-style text with three significant figures (a difference may be
+    negative: ``-80.4 µs``); ``-`` for ``None``."""
     if seconds is None or not math.isfinite(seconds):
         return "-"
+    if seconds < 0:
+        return "-" + fmt_time(-seconds)
     for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
         if seconds >= scale or unit == "µs":
             return f"{seconds / scale:.3g} {unit}"

@@ -70,7 +70,6 @@ from gardenpath.measure.roofline import (
     bandwidth_kernel,
     matmul_kernel,
 )
-from gardenpath.measure.timing import time_fn
 from gardenpath.measure.traffic import layer_traffic
 from gardenpath.models import lc_native, lc_op
 from gardenpath.models.local import LocallyConnected2d
@@ -386,6 +385,10 @@ def best_achieved_flops(rows: list[dict[str, Any]]) -> tuple[float, str] | None:
     return best
 
 
+#: Prefix of the timed functions that are parts of ours' step (kernel_passes).
+PART = "part:"
+
+
 def bmm_only(shape: Shape, device: torch.device) -> Callable[[], None]:
     """The three batched matmuls of a step alone, every operand laid out for BLAS.
 
@@ -541,6 +544,13 @@ def run_shape(shape: Shape, roof: Roofline, device: torch.device, *, mem_limit_b
     fns = {k: stepper(*v) for k, v in ready.items()}
     if ref_layer is not None:
         fns["bmm_only"] = bmm_only(shape, device)
+        # ours' parts, timed in the same rounds as its step (see _passes_section)
+        parts = kernel_passes(shape, device) or {}
+        fns.update({PART + name: fn for name, fn in parts.items()})
+    fns["empty_step"] = empty_step(shape, device)
+    for name, fn in fns.items():
+        if name.startswith(PART) or name == "empty_step":
+            fn()  # warm-up; the contenders ran in their checks
     fns["probe_matmul"], fns["probe_copy"], mm_flops, copy_bytes = speed_probes(
         row["floor"]["bandwidth_working_set_bytes"], device)
     log(f"  {shape.label}: timing {', '.join(fns)} in {rounds} interleaved rounds")
@@ -551,6 +561,11 @@ def run_shape(shape: Shape, roof: Roofline, device: torch.device, *, mem_limit_b
                            "flops": row["floor"]["flops"]}
     row["probes"] = {"matmul": {"timing": timings.pop("probe_matmul"), "amount": mm_flops},
                      "copy": {"timing": timings.pop("probe_copy"), "amount": copy_bytes}}
+    row["empty_step_s"] = timings.pop("empty_step")["median_s"]
+    passes = {k.removeprefix(PART): timings.pop(k)["median_s"] for k in list(timings)
+              if k.startswith(PART)}
+    if passes:
+        row["passes"] = passes
     fns.clear()
     for key, (built, leaves) in ready.items():
         _clear(leaves)
@@ -575,9 +590,6 @@ def run_shape(shape: Shape, roof: Roofline, device: torch.device, *, mem_limit_b
     ready.clear()
     lc_native.grad_pool.clear()  # the next shape starts with no pooled gradient
     gc.collect()
-    if ref_layer is not None:
-        row["passes"] = kernel_passes(shape, device)
-    row["empty_step_s"] = empty_step(shape, device)
     _ratios(row)
     return row
 
@@ -633,11 +645,11 @@ class _EmptyStep(torch.autograd.Function):
         return (*(dy.new_empty(s) for s in ctx.shapes), None)
 
 
-def empty_step(shape: Shape, device: torch.device, min_run_time_s: float = 0.2) -> float:
-    """Seconds of a training step through autograd that computes nothing, on the step's
-    tensors: what any layer driven from PyTorch pays on top of its arithmetic (Python,
-    the autograd engine, allocating output and gradients). Measured through the C++
-    operator's empty twin where ours runs through the C++ operator."""
+def empty_step(shape: Shape, device: torch.device) -> Callable[[], None]:
+    """A training step through autograd that computes nothing, on the step's tensors: what
+    any layer driven from PyTorch pays on top of its arithmetic (Python, the autograd
+    engine, allocating output and gradients). Through the C++ operator's empty twin where
+    ours runs through the C++ operator; timed in the shape's rounds (:func:`run_shape`)."""
     b, c, n, o = shape.batch, shape.channels, shape.in_size, shape.out_size
     x = torch.randn(b, c, n, n, device=device, requires_grad=True)
     w = torch.randn(shape.positions, shape.fan_in, c, device=device, requires_grad=True)
@@ -653,18 +665,18 @@ def empty_step(shape: Shape, device: torch.device, min_run_time_s: float = 0.2) 
         x.grad = w.grad = bias.grad = None
         fn(x, w, bias, (b, c, o, o)).backward(dy)
 
-    return time_fn(step, device=device, min_run_time_s=min_run_time_s).median_s
+    return step
 
 
-def kernel_passes(shape: Shape, device: torch.device, min_run_time_s: float = 0.2
-                  ) -> dict[str, float] | None:
-    """Seconds each part of ours' step takes on its own: the fused kernel's forward,
+def kernel_passes(shape: Shape, device: torch.device) -> dict[str, Callable[[], Any]] | None:
+    """The parts of ours' step, each to be timed on its own: the fused kernel's forward,
     weight-gradient and input-gradient passes, its bias-gradient sum, and the packing of the
     input and unpacking of its gradient (the layout copies), each called straight through
     ``lc_native.library()`` on the step's shapes; and ``sequence``, a step's two calls back
     to back (each pass then starts with what the previous one left in cache). What a full
-    step takes beyond the sequence is Python, autograd and allocation. None where the
-    kernel does not run (GPU, no compiler)."""
+    step takes beyond the sequence is Python, autograd and allocation. :func:`run_shape`
+    times them in the same rounds as the step, so the differences are not the machine's
+    drift between two moments. None where the kernel does not run (GPU, no compiler)."""
     lib = lc_native.library()
     if device.type != "cpu" or lib is None:
         return None
@@ -702,8 +714,7 @@ def kernel_passes(shape: Shape, device: torch.device, min_run_time_s: float = 0.
             lib.lc_backward(p(xt), p(w), p(dy), p(dw), p(dxt), p(db), p(dx), p(work), 0, L,
                             gm, 1, 1)),
     }
-    return {name: time_fn(fn, device=device, min_run_time_s=min_run_time_s).median_s
-            for name, fn in calls.items()}
+    return calls
 
 
 PROFILE_SHAPE = Shape(16, 32, 3, 16)
@@ -927,25 +938,32 @@ def _passes_section(rows: list[dict[str, Any]], peak: float) -> list[str]:
         between = (f"{fmt_time(seq - alone)} ({100 * (seq - alone) / step:.0f}%)"
                    if seq is not None else "-")
         rest = step - (seq if seq is not None else alone)
+        empty = row.get("empty_step_s")
         table.append([row["label"], fmt_time(step), fmt_time(row["floor"]["floor_s"]),
                       *cells, fmt_time(copies), between,
-                      f"{fmt_time(rest)} ({100 * rest / step:.0f}%)"])
+                      f"{fmt_time(rest)} ({100 * rest / step:.0f}%)",
+                      fmt_time(empty) if empty is not None else "-"])
     if not table:
         return []
     return ["### Where ours' time goes",
-            "Each part of the fused kernel timed on its own on the step's shapes (its "
-            "inputs warm in cache, so the parts can add up to less than a step); *layout "
-            "copies* are packing the input batch-innermost, unpacking its gradient and the "
-            "bias gradient. *Between passes* is what the same parts take more when a step's "
-            "two C calls run back to back without Python (each pass finds in cache what "
+            "Each part of the fused kernel timed on its own on the step's shapes, in the same "
+            "interleaved rounds as the step, so that the differences below are not the "
+            "machine's drift from minute to minute; each part's inputs are warm in cache, "
+            "so the parts can add up to less than a step. *Layout copies* are packing the "
+            "input batch-innermost, unpacking its gradient and the bias gradient. *Between "
+            "passes* is what the same parts take more when a step's two C calls run back "
+            "to back without Python (each pass finds in cache what "
             "the previous one left, not its own inputs; negative: the sequence is faster "
             "than the parts alone); *Python and autograd* is the step's median minus that "
             "sequence: the autograd engine, the Python around the kernel, allocating the "
             "step's tensors, and the cache misses these cause (what they evict, and fresh "
-            f"tensors not yet in cache). The compute ceiling is {peak / 1e9:.3g} GFLOP/s.",
+            "tensors not yet in cache). Beside it, the *empty autograd step* of the same "
+            "rounds: a layer that allocates its output and gradients through the same "
+            "autograd mechanism and computes nothing, what any layer pays. The compute "
+            f"ceiling is {peak / 1e9:.3g} GFLOP/s.",
             md_table(["shape", "step", "floor", "forward pass", "weight-gradient pass",
                       "input-gradient pass", "layout copies", "between passes",
-                      "Python and autograd"], table)]
+                      "Python and autograd", "empty autograd step"], table)]
 
 
 def _profile_section(prof: dict[str, Any] | None) -> list[str]:
