@@ -158,6 +158,9 @@ NATIVE_CASES = [
     # batch 4 or 8, O a multiple of 8 or 4 (input gradient by broadcast pairs, AVX-512):
     # row and chunk tails
     (5, 24, 3, 9, 2, 1, 4), (5, 12, 3, 9, 1, 1, 8),
+    # batch 1 through gemv (O a multiple of VL, up to 8 VL): 3 and 8 vectors with AVX2, and
+    # the input gradient's transposed fallback (O not a multiple of VL, K = 16) through it
+    (2, 24, 3, 6, 1, 1, 1), (3, 64, 3, 7, 1, 0, 1), (16, 12, 1, 5, 1, 0, 1),
 ]
 
 
