@@ -257,13 +257,13 @@ static inline float aget(const amat *A, long m, long k)
 }
 
 /* One row of A times W, c[0:nv*VL] = sum_k A(0, k) * w[k, 0:nv*VL]: W's rows are read
- * whole and in order (a one-row register tile reads 2 * VL columns per pass over K, every
- * other line of a 32-column W), one stream the hardware prefetcher follows, so no software
- * prefetch: with it (the next position's filter, as gemm does) the forward pass at B = 1
- * read the weights more slowly (AVX2 EPYC, 10 interleaved rounds: 64x64 in, C = O = 32, k5,
- * 368 MB from DRAM, 44.8 ms as a register tile, 45.9 here with that prefetch, 36.2 without;
- * 32x32, 33 MB: 3.55, 3.47, 3.03 ms; 16x16, 7.2 MB: 0.27, 0.24, 0.20 ms; forward + backward
- * 121, 123, 117 ms and 1.02, 0.99-1.00, 0.97-0.99 ms). */
+ * whole and in order (a one-row register tile reads 2 * VL columns per pass over K: with
+ * AVX2, every other line of a 32-column W), one stream the hardware prefetcher follows,
+ * so no software prefetch: with it (the next position's filter, as gemm does) the forward
+ * pass at B = 1 read the weights more slowly (AVX2 EPYC, 10 interleaved rounds: 64x64 in,
+ * C = O = 32, k5, 368 MB from DRAM, 44.8 ms as a register tile, 45.9 here with that
+ * prefetch, 36.2 without; 32x32, 33 MB: 3.55, 3.47, 3.03 ms; 16x16, 7.2 MB: 0.27, 0.24,
+ * 0.20 ms; forward + backward 121, 123, 117 ms and 1.02, 0.99-1.00, 0.97-0.99 ms). */
 static inline __attribute__((always_inline)) void
 gemv_nv(const int nv, long K, const amat *A, const float *w, long ldw, float *c, int stream)
 {
@@ -307,7 +307,7 @@ static void gemv(long N, long K, const amat *A, const float *w, long ldw, float 
 static void gemm(long M, long N, long K, amat A, const float *w, long ldw, float *c,
                  long ldc, const void *pf_next, long pf_bytes, int stream)
 {
-    if (M == 1 && N % VL == 0 && N >= VL && N <= 8 * VL) { /* the forward pass at B = 1 */
+    if (M == 1 && N % VL == 0 && N >= VL && N <= 8 * VL) { /* B = 1: forward, dX fallback */
         gemv(N, K, &A, w, ldw, c, stream);
         return;
     }
