@@ -544,13 +544,15 @@ def run_shape(shape: Shape, roof: Roofline, device: torch.device, *, mem_limit_b
     fns = {k: stepper(*v) for k, v in ready.items()}
     if ref_layer is not None:
         fns["bmm_only"] = bmm_only(shape, device)
-        # ours' parts, timed in the same rounds as its step (see _passes_section)
-        parts = kernel_passes(shape, device) or {}
-        fns.update({PART + name: fn for name, fn in parts.items()})
-    fns["empty_step"] = empty_step(shape, device)
-    for name, fn in fns.items():
-        if name.startswith(PART) or name == "empty_step":
-            fn()  # warm-up; the contenders ran in their checks
+    # ours' parts and the empty step, timed in the same rounds as the step (see
+    # _passes_section); held only by fns, so their tensors go with fns.clear()
+    extra = {PART + name: fn for name, fn in
+             ((ref_layer is not None and kernel_passes(shape, device)) or {}).items()}
+    extra["empty_step"] = empty_step(shape, device)
+    for fn in extra.values():
+        fn()  # warm-up; the contenders ran in their checks
+    fns.update(extra)
+    del extra
     fns["probe_matmul"], fns["probe_copy"], mm_flops, copy_bytes = speed_probes(
         row["floor"]["bandwidth_working_set_bytes"], device)
     log(f"  {shape.label}: timing {', '.join(fns)} in {rounds} interleaved rounds")
