@@ -161,6 +161,9 @@ NATIVE_CASES = [
     # batch 1 through gemv (O a multiple of VL, up to 8 VL): 3 and 8 vectors with AVX2, and
     # the input gradient's transposed fallback (O not a multiple of VL, K = 16) through it
     (2, 24, 3, 6, 1, 1, 1), (3, 64, 3, 7, 1, 0, 1), (16, 12, 1, 5, 1, 0, 1),
+    # batch 1 and 2 with dW streamed (4.2 and 5.2 MB): its rows written between the input
+    # gradient's, K = 27 and 45 leaving row tails
+    (3, 32, 3, 37, 1, 0, 1), (5, 32, 3, 30, 1, 1, 2),
 ]
 
 
