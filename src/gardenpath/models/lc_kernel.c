@@ -558,10 +558,16 @@ add_rows4(__m512 x, __m512i order, int r0, int kb, float *d, const long *koff)
 }
 #endif
 
-/* Rows k0 .. k0 + kb - 1 (kb <= VL) of one position's input gradient, added at d. */
+static void dw_rows(long B, long K, long O, const float *x, const long *koff, const float *gl,
+                    float *dw, int stream);
+
+/* Rows k0 .. k0 + kb - 1 (kb <= VL) of one position's input gradient, added at d; dwl
+ * non-NULL: also the same rows of its weight gradient, dwl = x^T gl (dw_rows, x the patch),
+ * written once the rows' FMAs are issued (see bwd.fuse). */
 static inline __attribute__((always_inline)) void
 dx_bcast_rows(const int G, const int kb, long B, long O, const float *dyq, const float *w,
-              float *d, const long *koff)
+              float *d, const long *koff, const float *x, const float *gl, float *dwl,
+              int stream)
 {
     const int NB = VL / G;
     vf acc[VL];
@@ -585,6 +591,7 @@ dx_bcast_rows(const int G, const int kb, long B, long O, const float *dyq, const
             __asm__("" : "+r"(p));
         }
     }
+    if (dwl) dw_rows(B, kb, O, x, koff, gl, dwl, stream);
     for (; c < nc; c++) {
         vf q = vload(dyq + c * VL);
         const float *p = w + c * G;
@@ -658,11 +665,7 @@ static inline void prefetch_filter(const float *next, long K, long O)
 #endif
 }
 
-static void dw_rows(long B, long K, long O, const float *x, const long *koff, const float *gl,
-                    float *dw, int stream);
-
-/* dwl non-NULL: also dwl = x^T gl (dw_rows, x the patch), a block of its rows after each
- * block of the input gradient's (see bwd.fuse). */
+/* dwl non-NULL: also dwl = x^T gl, block by block with the input gradient's rows. */
 static inline __attribute__((always_inline)) void
 dx_bcast_g(const int G, long B, long K, long O, const float *gl, const float *wl,
            const float *next, float *d, const long *koff, float *dyq, const float *x,
@@ -675,14 +678,12 @@ dx_bcast_g(const int G, long B, long K, long O, const float *gl, const float *wl
                 dyq[c * VL + b * G + j] = b < B ? gl[b * O + c * G + j] : 0.f;
     prefetch_filter(next, K, O);
     long k0 = 0;
-    for (; k0 + VL <= K; k0 += VL) {
-        dx_bcast_rows(G, VL, B, O, dyq, wl + k0 * O, d, koff + k0);
-        if (dwl) dw_rows(B, VL, O, x, koff + k0, gl, dwl + k0 * O, stream);
-    }
-    if (k0 < K) {
-        dx_bcast_rows(G, (int)(K - k0), B, O, dyq, wl + k0 * O, d, koff + k0);
-        if (dwl) dw_rows(B, K - k0, O, x, koff + k0, gl, dwl + k0 * O, stream);
-    }
+    for (; k0 + VL <= K; k0 += VL)
+        dx_bcast_rows(G, VL, B, O, dyq, wl + k0 * O, d, koff + k0, x, gl,
+                      dwl ? dwl + k0 * O : NULL, stream);
+    if (k0 < K)
+        dx_bcast_rows(G, (int)(K - k0), B, O, dyq, wl + k0 * O, d, koff + k0, x, gl,
+                      dwl ? dwl + k0 * O : NULL, stream);
 }
 
 #if defined(__AVX512F__)
@@ -812,6 +813,88 @@ static void dx_pairs(long B, long K, long O, const float *gl, const float *wl,
 {
     if (B == 4) dx_pairs_g(8, K, O, gl, wl, next, d, koff, dyq);
     else dx_pairs_g(4, K, O, gl, wl, next, d, koff, dyq);
+}
+#endif
+
+#if defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__)
+#define HAVE_QUADS 1
+/* Input gradient at batch 4 with AVX2, for O >= 64: dx_bcast_g's scheme with the batch in
+ * two halves (as dx_pairs with AVX-512), so that each 128-bit broadcast of four filter
+ * weights feeds two FMAs; dyq vector 2c + p, lane 4*bl + j = dy[2*bl + p, 4c + j].  Rows
+ * go four at a time (eight accumulators), each four ending in six horizontal adds and two
+ * permutes.  AVX2 EPYC, 16x16, C = O = 64, B = 4 (interleaved rounds): input-gradient pass
+ * 2.10 -> 1.66 ms (7/7 rounds), forward + backward 4.80 -> 4.10 ms (7/7); at O = 32 the
+ * pass was slower (284 -> 301 us: per four rows half the FMAs of O = 64 against the same
+ * reduction), at O = 16 the same. */
+static inline __attribute__((always_inline)) void
+dx_quad_rows(const int kb, long O, const float *dyq, const float *w, float *d,
+             const long *koff)
+{
+    __m256 acc[4][2];
+    for (int r = 0; r < 4; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    for (long c = 0; c < O / 4; c += 2) {
+        const __m256 q00 = _mm256_loadu_ps(dyq + (2 * c) * 8),
+                     q01 = _mm256_loadu_ps(dyq + (2 * c + 1) * 8),
+                     q10 = _mm256_loadu_ps(dyq + (2 * c + 2) * 8),
+                     q11 = _mm256_loadu_ps(dyq + (2 * c + 3) * 8);
+        const float *p = w + c * 4;
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) {
+            if (r < kb) {
+                __m256 w0 = _mm256_broadcast_ps((const __m128 *)p),
+                       w1 = _mm256_broadcast_ps((const __m128 *)(p + 4));
+                acc[r][0] = _mm256_fmadd_ps(w0, q00, acc[r][0]);
+                acc[r][1] = _mm256_fmadd_ps(w0, q01, acc[r][1]);
+                acc[r][0] = _mm256_fmadd_ps(w1, q10, acc[r][0]);
+                acc[r][1] = _mm256_fmadd_ps(w1, q11, acc[r][1]);
+            }
+            p += O;
+            __asm__("" : "+r"(p));
+        }
+    }
+    /* acc[r][p], lane 4*bl + j: one hadd per row gives [b0 j01, b0 j23, b1 j01, b1 j23 |
+     * b2 .., b3 ..]; one per pair of rows r, s then [r b0, r b1, s b0, s b1 | r b2, r b3,
+     * s b2, s b3], which a 64-bit permute orders row by row */
+    __m256 h[4];
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; r++) h[r] = _mm256_hadd_ps(acc[r][0], acc[r][1]);
+#pragma GCC unroll 2
+    for (int m = 0; m < 2; m++) {
+        __m256 v = _mm256_castpd_ps(
+            _mm256_permute4x64_pd(_mm256_castps_pd(_mm256_hadd_ps(h[2 * m], h[2 * m + 1])),
+                                  0xd8));
+        __m128 e[2] = {_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1)};
+#pragma GCC unroll 2
+        for (int i = 0; i < 2; i++)
+            if (2 * m + i < kb) {
+                float *dr = d + koff[2 * m + i];
+                _mm_storeu_ps(dr, _mm_add_ps(_mm_loadu_ps(dr), e[i]));
+            }
+    }
+}
+
+/* One position's input gradient at batch 4 (O a multiple of 8; dyq: 4*O floats) by
+ * dx_quad_rows; dwl non-NULL: its weight gradient too, eight rows after each eight. */
+static void dx_quads(long K, long O, const float *gl, const float *wl, const float *next,
+                     float *d, const long *koff, float *dyq, const float *x, float *dwl,
+                     int stream)
+{
+    for (long c = 0; c < O / 4; c++)
+        for (int p = 0; p < 2; p++)
+            for (int bl = 0; bl < 2; bl++)
+                memcpy(dyq + (2 * c + p) * 8 + 4 * bl, gl + (2 * bl + p) * O + 4 * c,
+                       4 * sizeof *dyq);
+    prefetch_filter(next, K, O);
+    long k0 = 0;
+    for (; k0 + 8 <= K; k0 += 8) {
+        dx_quad_rows(4, O, dyq, wl + k0 * O, d, koff + k0);
+        dx_quad_rows(4, O, dyq, wl + (k0 + 4) * O, d, koff + k0 + 4);
+        if (dwl) dw_rows(4, 8, O, x, koff + k0, gl, dwl + k0 * O, stream);
+    }
+    if (k0 == K) return;
+    for (long k = k0; k < K; k += 4)
+        dx_quad_rows((int)(K - k < 4 ? K - k : 4), O, dyq, wl + k * O, d, koff + k);
+    if (dwl) dw_rows(4, K - k0, O, x, koff + k0, gl, dwl + k0 * O, stream);
 }
 #endif
 
@@ -1001,16 +1084,20 @@ typedef struct {
     float *e, *wt, *gt, *gbuf, *dyq;
     long l1;
     int stream;
-    /* Both gradients in one sweep at batch <= 2 with dW streamed: each position's dW rows
-     * are written block by block between its input gradient's (dx_bcast), so the streamed
-     * stores drain while the input gradient reads w[l] and computes; position by position
-     * (all of dW[l], then all of its input gradient) the two took as long as each alone
-     * added up.  Forward + backward calls back to back, AVX2 EPYC, interleaved rounds,
-     * outputs identical: 16x16 C = O = 32, B = 1: 690 -> 533 us (10/10 rounds), B = 2:
-     * 1171 -> 1007 (8/8); 16x16 C64 B1 8.09 -> 6.63 ms; 64x64 C32 k5 B1 67.7 -> 63.7 ms.
-     * Not above batch 2: B = 3 and 4 within noise (1341 -> 1295, 888 -> 891 us), B = 8
-     * slower (2207 -> 2449), where the input gradient's arithmetic, not the stores, sets
-     * the pace.  Not measured with AVX-512. */
+    /* Both gradients in one sweep at batch <= 4 with dW streamed: each position's dW rows
+     * are written block by block between its input gradient's (dx_bcast, dx_quads), so the
+     * streamed stores drain while the input gradient reads w[l] and computes; position by
+     * position (all of dW[l], then all of its input gradient) the two took as long as each
+     * alone added up.  Forward + backward calls back to back, AVX2 EPYC, interleaved
+     * rounds, outputs identical: 16x16 C = O = 32, B = 1: 690 -> 533 us (10/10 rounds),
+     * B = 2: 1171 -> 1007 (8/8); 16x16 C64 B1 8.09 -> 6.63 ms; 64x64 C32 k5 B1 67.7 -> 63.7
+     * ms.  Each block's dW rows then went out after its FMAs and before its reductions
+     * (7 rounds: B = 1 512 -> 478 us, B = 2 760 -> 739, B = 3 931 -> 919), and batch 3 and
+     * 4 joined: 16x16 C64 B4 5.51 -> 4.80 ms (7/7; 4.10 with dx_quads), at C = O = 32 B = 4
+     * within noise (856 -> 831, then 860 -> 865 us).  Not at B = 8: slower (2207 -> 2449 us),
+     * where the input gradient's arithmetic, not the stores, sets the pace.  A microbenchmark
+     * of the fused sweep at B = 4 took as long with plain stores as with streamed ones (491,
+     * 487 us): compute-bound there.  Not measured with AVX-512. */
     int fuse;
 } bwd;
 
@@ -1048,6 +1135,13 @@ static void dx_at(const bwd *c, long l, const float *gl)
 #if defined(__AVX512F__)
     if ((B == 4 && O % 8 == 0) || (B == 8 && O % 4 == 0)) {
         dx_pairs(B, K, O, gl, wl, next, c->dxt + corner(g, l), c->off, c->dyq);
+        return;
+    }
+#endif
+#ifdef HAVE_QUADS
+    if (B == 4 && O % 8 == 0 && O >= 64) {
+        dx_quads(K, O, gl, wl, next, c->dxt + corner(g, l), c->off, c->dyq,
+                 c->xt + corner(g, l), c->fuse ? c->dw + l * K * O : NULL, c->stream);
         return;
     }
 #endif
@@ -1120,7 +1214,7 @@ int lc_backward(const float *xt, const float *w, const float *dy, float *dw, flo
      * B = 16, AVX-512, dW not streamed): the working sets evict each other. */
     if (want_dw && want_dx && c.stream) {
 #ifdef HAVE_SHUFFLES
-        c.fuse = B <= 2; /* O % VL == 0 here, so dx_at takes dx_bcast */
+        c.fuse = B <= 4; /* O % VL == 0 here, so dx_at takes dx_bcast or dx_quads */
 #endif
         bwd_sweep(&c, l0, 1, 1);
     } else {
