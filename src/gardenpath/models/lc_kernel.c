@@ -1115,6 +1115,17 @@ static void dw_at(const bwd *c, long l, const float *gl)
     gemm(K, O, B, patch_t, gl, O, c->dw + l * K * O, O, next, 4 * K * O, c->stream);
 }
 
+/* Whether dx_at takes dx_pairs at batch B (which writes no weight gradient: see bwd.fuse). */
+static inline int dx_takes_pairs(long B, long O)
+{
+#if defined(HAVE_SHUFFLES) && defined(__AVX512F__)
+    return (B == 4 && O % 8 == 0) || (B == 8 && O % 4 == 0);
+#else
+    (void)B, (void)O;
+    return 0;
+#endif
+}
+
 /* dxt += scatter(gl @ w[l]^T): position l's share of the padded input gradient. */
 static void dx_at(const bwd *c, long l, const float *gl)
 {
@@ -1133,7 +1144,7 @@ static void dx_at(const bwd *c, long l, const float *gl)
     }
 #ifdef HAVE_SHUFFLES
 #if defined(__AVX512F__)
-    if ((B == 4 && O % 8 == 0) || (B == 8 && O % 4 == 0)) {
+    if (dx_takes_pairs(B, O)) {
         dx_pairs(B, K, O, gl, wl, next, c->dxt + corner(g, l), c->off, c->dyq);
         return;
     }
@@ -1214,7 +1225,8 @@ int lc_backward(const float *xt, const float *w, const float *dy, float *dw, flo
      * B = 16, AVX-512, dW not streamed): the working sets evict each other. */
     if (want_dw && want_dx && c.stream) {
 #ifdef HAVE_SHUFFLES
-        c.fuse = B <= 4; /* O % VL == 0 here, so dx_at takes dx_bcast or dx_quads */
+        /* O % VL == 0 here, so dx_at takes dx_bcast, dx_quads or dx_pairs */
+        c.fuse = B <= 4 && !dx_takes_pairs(B, O);
 #endif
         bwd_sweep(&c, l0, 1, 1);
     } else {
