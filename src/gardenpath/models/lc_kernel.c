@@ -817,7 +817,7 @@ static void dx_pairs(long B, long K, long O, const float *gl, const float *wl,
 #endif
 
 #if defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__)
-#define HAVE_QUADS 1
+#define AVX2_PATHS 1
 /* Input gradient at batch 4 with AVX2, for O >= 64: dx_bcast_g's scheme with the batch in
  * two halves (as dx_pairs with AVX-512), so that each 128-bit broadcast of four filter
  * weights feeds two FMAs; dyq vector 2c + p, lane 4*bl + j = dy[2*bl + p, 4c + j].  Rows
@@ -895,6 +895,59 @@ static void dx_quads(long K, long O, const float *gl, const float *wl, const flo
     for (long k = k0; k < K; k += 4)
         dx_quad_rows((int)(K - k < 4 ? K - k : 4), O, dyq, wl + k * O, d, koff + k);
     if (dwl) dw_rows(4, K - k0, O, x, koff + k0, gl, dwl + k0 * O, stream);
+}
+
+/* Both gradients of one position at batch 4 with AVX2 and O = 8 * NV, NV <= 4, row by row
+ * (bwd.fuse): each output-gradient vector gl[b, 8v ..] is loaded once per row and feeds
+ * the input gradient's FMA (acc[b] += w[k, 8v ..] * it, summed across lanes per row) and
+ * the weight gradient's (dW[k, 8v ..] += x[k, b] * it), so the streamed stores of dW go
+ * out two lines per row between FMAs instead of sixteen lines per eight rows.  AVX2 EPYC,
+ * 16x16, C = O = 32, B = 4, the same buffers for both kernels, 7 interleaved rounds:
+ * backward 603 -> 547 us, forward + backward 847 -> 804 (7/7).  Not at O = 64 (eight
+ * filter vectors a row do not fit in the registers with the rest; dx_quads serves). */
+static inline __attribute__((always_inline)) void
+dxdw4_nv(const int NV, long K, long O, const float *gl, const float *wl, float *d,
+         const long *koff, const float *x, float *dwl, int stream)
+{
+    for (long k = 0; k < K; k++) {
+        const float *wk = wl + k * O, *xk = x + koff[k];
+        __m256 wv[4], acc[4], s[4];
+        for (int v = 0; v < NV; v++) wv[v] = _mm256_loadu_ps(wk + 8 * v);
+        for (int b = 0; b < 4; b++) {
+            acc[b] = _mm256_setzero_ps();
+            s[b] = _mm256_broadcast_ss(xk + b);
+        }
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) {
+            __m256 a = _mm256_setzero_ps();
+#pragma GCC unroll 4
+            for (int b = 0; b < 4; b++) {
+                __m256 g = _mm256_loadu_ps(gl + b * O + 8 * v);
+                acc[b] = _mm256_fmadd_ps(wv[v], g, acc[b]);
+                a = _mm256_fmadd_ps(s[b], g, a);
+            }
+            float *dst = dwl + k * O + 8 * v;
+            if (stream) _mm256_stream_ps(dst, a);
+            else _mm256_storeu_ps(dst, a);
+        }
+        /* two rounds of hadd leave [b0 .. b3 over lanes 0-3 | the same over lanes 4-7] */
+        __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(acc[0], acc[1]),
+                                  _mm256_hadd_ps(acc[2], acc[3]));
+        __m128 e = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+        float *dr = d + koff[k];
+        _mm_storeu_ps(dr, _mm_add_ps(_mm_loadu_ps(dr), e));
+    }
+}
+
+static void dxdw4(long K, long O, const float *gl, const float *wl, float *d, const long *koff,
+                  const float *x, float *dwl, int stream)
+{
+    switch (O / 8) {
+    case 1: dxdw4_nv(1, K, O, gl, wl, d, koff, x, dwl, stream); break;
+    case 2: dxdw4_nv(2, K, O, gl, wl, d, koff, x, dwl, stream); break;
+    case 3: dxdw4_nv(3, K, O, gl, wl, d, koff, x, dwl, stream); break;
+    default: dxdw4_nv(4, K, O, gl, wl, d, koff, x, dwl, stream); break;
+    }
 }
 #endif
 
@@ -1085,16 +1138,16 @@ typedef struct {
     long l1;
     int stream;
     /* Both gradients in one sweep at batch <= 4 with dW streamed: each position's dW rows
-     * are written block by block between its input gradient's (dx_bcast, dx_quads), so the
-     * streamed stores drain while the input gradient reads w[l] and computes; position by
-     * position (all of dW[l], then all of its input gradient) the two took as long as each
-     * alone added up.  Forward + backward calls back to back, AVX2 EPYC, interleaved
+     * are written block by block between its input gradient's (dx_bcast, dx_quads; dxdw4
+     * row by row), so the streamed stores drain while the input gradient reads w[l] and
+     * computes; position by position (all of dW[l], then all of its input gradient) the two
+     * took as long as each alone added up.  Forward + backward calls back to back, AVX2 EPYC, interleaved
      * rounds, outputs identical: 16x16 C = O = 32, B = 1: 690 -> 533 us (10/10 rounds),
      * B = 2: 1171 -> 1007 (8/8); 16x16 C64 B1 8.09 -> 6.63 ms; 64x64 C32 k5 B1 67.7 -> 63.7
-     * ms.  Each block's dW rows then went out after its FMAs and before its reductions
-     * (7 rounds: B = 1 512 -> 478 us, B = 2 760 -> 739, B = 3 931 -> 919), and batch 3 and
-     * 4 joined: 16x16 C64 B4 5.51 -> 4.80 ms (7/7; 4.10 with dx_quads), at C = O = 32 B = 4
-     * within noise (856 -> 831, then 860 -> 865 us).  Not at B = 8: slower (2207 -> 2449 us),
+     * ms.  Then each block's dW rows went out after its FMAs and before its reductions,
+     * and batch 3 and 4 joined (both on the same buffers, 7 rounds, 7/7 faster: B = 1 527
+     * -> 501 us, B = 2 765 -> 736, B = 3 957 -> 916, B = 4 872 -> 847; 16x16 C64 B4 6.13 ->
+     * 3.87 ms with dx_quads; then dxdw4 at B = 4).  Not at B = 8: slower (2207 -> 2449 us),
      * where the input gradient's arithmetic, not the stores, sets the pace.  A microbenchmark
      * of the fused sweep at B = 4 took as long with plain stores as with streamed ones (491,
      * 487 us): compute-bound there.  Not measured with AVX-512. */
@@ -1149,7 +1202,12 @@ static void dx_at(const bwd *c, long l, const float *gl)
         return;
     }
 #endif
-#ifdef HAVE_QUADS
+#ifdef AVX2_PATHS
+    if (c->fuse && B == 4 && O % 8 == 0 && O <= 32) {
+        dxdw4(K, O, gl, wl, c->dxt + corner(g, l), c->off, c->xt + corner(g, l),
+              c->dw + l * K * O, c->stream);
+        return;
+    }
     if (B == 4 && O % 8 == 0 && O >= 64) {
         dx_quads(K, O, gl, wl, next, c->dxt + corner(g, l), c->off, c->dyq,
                  c->xt + corner(g, l), c->fuse ? c->dw + l * K * O : NULL, c->stream);
@@ -1225,7 +1283,7 @@ int lc_backward(const float *xt, const float *w, const float *dy, float *dw, flo
      * B = 16, AVX-512, dW not streamed): the working sets evict each other. */
     if (want_dw && want_dx && c.stream) {
 #ifdef HAVE_SHUFFLES
-        /* O % VL == 0 here, so dx_at takes dx_bcast, dx_quads or dx_pairs */
+        /* O % VL == 0 here, so dx_at takes dx_bcast, dx_quads, dxdw4 or dx_pairs */
         c.fuse = B <= 4 && !dx_takes_pairs(B, O);
 #endif
         bwd_sweep(&c, l0, 1, 1);
