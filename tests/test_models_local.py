@@ -164,11 +164,12 @@ NATIVE_CASES = [
     # batch 1 and 2 with dW streamed (4.2 and 5.2 MB): its rows written between the input
     # gradient's, K = 27 and 45 leaving row tails
     (3, 32, 3, 37, 1, 0, 1), (5, 32, 3, 30, 1, 1, 2),
-    # batch 3 and 4, the same (4.2 MB; at batch 4 with AVX2 both gradients row by row, O =
-    # 32, 24 and 8); batch 4 and O >= 64 (input gradient by quads with AVX2): dW streamed
-    # (4.7 MB, K = 63) and not (O = 72, K = 81), leaving row tails
+    # batch 3 and 4, the same (4.2 MB); with AVX2 both gradients row by row for O <= 32:
+    # batch 1 to 4 and O = 8, 16, 24 (4.3-4.6 MB); batch 4 and O >= 64 (input gradient by
+    # quads with AVX2): dW streamed (4.7 MB, K = 63) and not (O = 72, K = 81), row tails
     (3, 32, 3, 37, 1, 0, 3), (3, 32, 3, 37, 1, 0, 4), (3, 24, 3, 44, 1, 0, 4),
-    (3, 8, 3, 75, 1, 0, 4), (7, 64, 3, 19, 1, 0, 4), (9, 72, 3, 13, 1, 1, 4),
+    (3, 8, 3, 75, 1, 0, 4), (3, 16, 3, 52, 1, 0, 3), (3, 8, 3, 75, 1, 0, 2),
+    (3, 24, 3, 44, 1, 0, 1), (7, 64, 3, 19, 1, 0, 4), (9, 72, 3, 13, 1, 1, 4),
 ]
 
 

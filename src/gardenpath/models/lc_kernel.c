@@ -897,17 +897,19 @@ static void dx_quads(long K, long O, const float *gl, const float *wl, const flo
     if (dwl) dw_rows(4, K - k0, O, x, koff + k0, gl, dwl + k0 * O, stream);
 }
 
-/* Both gradients of one position at batch 4 with AVX2 and O = 8 * NV, NV <= 4, row by row
- * (bwd.fuse): each output-gradient vector gl[b, 8v ..] is loaded once per row and feeds
- * the input gradient's FMA (acc[b] += w[k, 8v ..] * it, summed across lanes per row) and
- * the weight gradient's (dW[k, 8v ..] += x[k, b] * it), so the streamed stores of dW go
- * out two lines per row between FMAs instead of sixteen lines per eight rows.  AVX2 EPYC,
- * 16x16, C = O = 32, B = 4, the same buffers for both kernels, 7 interleaved rounds:
- * backward 603 -> 547 us, forward + backward 847 -> 804 (7/7).  Not at O = 64 (eight
- * filter vectors a row do not fit in the registers with the rest; dx_quads serves). */
+/* Both gradients of one position at batch NB <= 4 with AVX2 and O = 8 * NV, NV <= 4, row
+ * by row (bwd.fuse): each output-gradient vector gl[b, 8v ..] is loaded once per row and
+ * feeds the input gradient's FMA (acc[b] += w[k, 8v ..] * it, summed across lanes per row)
+ * and the weight gradient's (dW[k, 8v ..] += x[k, b] * it), so the streamed stores of dW
+ * go out two lines per row between FMAs instead of sixteen lines per eight rows.  AVX2
+ * EPYC, the same buffers for both kernels, interleaved rounds, all faster: 16x16, C = O =
+ * 32, backward B = 4 603 -> 547 us (7 rounds), B = 3 707 -> 515, B = 2 520 -> 365, B = 1
+ * 359 -> 351 (5; its sums in the same order as dx_bcast's); 64x64 C32 k5 B1 34.5 -> 27.9
+ * ms.  Not at O = 64 (eight filter vectors a row do not fit in the registers with the
+ * rest; dx_quads and dx_bcast serve). */
 static inline __attribute__((always_inline)) void
-dxdw4_nv(const int NV, long K, long O, const float *gl, const float *wl, float *d,
-         const long *koff, const float *x, float *dwl, int stream)
+dxdw_rows(const int NB, const int NV, long K, long O, const float *gl, const float *wl,
+          float *d, const long *koff, const float *x, float *dwl, int stream)
 {
     for (long k = 0; k < K; k++) {
         const float *wk = wl + k * O, *xk = x + koff[k];
@@ -915,13 +917,13 @@ dxdw4_nv(const int NV, long K, long O, const float *gl, const float *wl, float *
         for (int v = 0; v < NV; v++) wv[v] = _mm256_loadu_ps(wk + 8 * v);
         for (int b = 0; b < 4; b++) {
             acc[b] = _mm256_setzero_ps();
-            s[b] = _mm256_broadcast_ss(xk + b);
+            s[b] = b < NB ? _mm256_broadcast_ss(xk + b) : _mm256_setzero_ps();
         }
 #pragma GCC unroll 4
         for (int v = 0; v < NV; v++) {
             __m256 a = _mm256_setzero_ps();
 #pragma GCC unroll 4
-            for (int b = 0; b < 4; b++) {
+            for (int b = 0; b < NB; b++) {
                 __m256 g = _mm256_loadu_ps(gl + b * O + 8 * v);
                 acc[b] = _mm256_fmadd_ps(wv[v], g, acc[b]);
                 a = _mm256_fmadd_ps(s[b], g, a);
@@ -935,18 +937,33 @@ dxdw4_nv(const int NV, long K, long O, const float *gl, const float *wl, float *
                                   _mm256_hadd_ps(acc[2], acc[3]));
         __m128 e = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
         float *dr = d + koff[k];
-        _mm_storeu_ps(dr, _mm_add_ps(_mm_loadu_ps(dr), e));
+        if (NB == 4) {
+            _mm_storeu_ps(dr, _mm_add_ps(_mm_loadu_ps(dr), e));
+        } else {
+            float t[4];
+            _mm_storeu_ps(t, e);
+            for (int b = 0; b < NB; b++) dr[b] += t[b];
+        }
     }
 }
 
-static void dxdw4(long K, long O, const float *gl, const float *wl, float *d, const long *koff,
-                  const float *x, float *dwl, int stream)
+#define DXDW_NV(NB)                                                                        \
+    switch (O / 8) {                                                                       \
+    case 1: dxdw_rows(NB, 1, K, O, gl, wl, d, koff, x, dwl, stream); break;                \
+    case 2: dxdw_rows(NB, 2, K, O, gl, wl, d, koff, x, dwl, stream); break;                \
+    case 3: dxdw_rows(NB, 3, K, O, gl, wl, d, koff, x, dwl, stream); break;                \
+    default: dxdw_rows(NB, 4, K, O, gl, wl, d, koff, x, dwl, stream); break;               \
+    }
+
+/* dxdw_rows for B in 1..4 and O in 8, 16, 24, 32. */
+static void dxdw(long B, long K, long O, const float *gl, const float *wl, float *d,
+                 const long *koff, const float *x, float *dwl, int stream)
 {
-    switch (O / 8) {
-    case 1: dxdw4_nv(1, K, O, gl, wl, d, koff, x, dwl, stream); break;
-    case 2: dxdw4_nv(2, K, O, gl, wl, d, koff, x, dwl, stream); break;
-    case 3: dxdw4_nv(3, K, O, gl, wl, d, koff, x, dwl, stream); break;
-    default: dxdw4_nv(4, K, O, gl, wl, d, koff, x, dwl, stream); break;
+    switch (B) {
+    case 1: DXDW_NV(1) break;
+    case 2: DXDW_NV(2) break;
+    case 3: DXDW_NV(3) break;
+    default: DXDW_NV(4) break;
     }
 }
 #endif
@@ -1138,7 +1155,7 @@ typedef struct {
     long l1;
     int stream;
     /* Both gradients in one sweep at batch <= 4 with dW streamed: each position's dW rows
-     * are written block by block between its input gradient's (dx_bcast, dx_quads; dxdw4
+     * are written block by block between its input gradient's (dx_bcast, dx_quads; dxdw
      * row by row), so the streamed stores drain while the input gradient reads w[l] and
      * computes; position by position (all of dW[l], then all of its input gradient) the two
      * took as long as each alone added up.  Forward + backward calls back to back, AVX2 EPYC, interleaved
@@ -1147,7 +1164,7 @@ typedef struct {
      * ms.  Then each block's dW rows went out after its FMAs and before its reductions,
      * and batch 3 and 4 joined (both on the same buffers, 7 rounds, 7/7 faster: B = 1 527
      * -> 501 us, B = 2 765 -> 736, B = 3 957 -> 916, B = 4 872 -> 847; 16x16 C64 B4 6.13 ->
-     * 3.87 ms with dx_quads; then dxdw4 at B = 4).  Not at B = 8: slower (2207 -> 2449 us),
+     * 3.87 ms with dx_quads; then dxdw for O <= 32).  Not at B = 8: slower (2207 -> 2449 us),
      * where the input gradient's arithmetic, not the stores, sets the pace.  A microbenchmark
      * of the fused sweep at B = 4 took as long with plain stores as with streamed ones (491,
      * 487 us): compute-bound there.  Not measured with AVX-512. */
@@ -1203,9 +1220,9 @@ static void dx_at(const bwd *c, long l, const float *gl)
     }
 #endif
 #ifdef AVX2_PATHS
-    if (c->fuse && B == 4 && O % 8 == 0 && O <= 32) {
-        dxdw4(K, O, gl, wl, c->dxt + corner(g, l), c->off, c->xt + corner(g, l),
-              c->dw + l * K * O, c->stream);
+    if (c->fuse && O % 8 == 0 && O <= 32) { /* fuse: B <= 4 */
+        dxdw(B, K, O, gl, wl, c->dxt + corner(g, l), c->off, c->xt + corner(g, l),
+             c->dw + l * K * O, c->stream);
         return;
     }
     if (B == 4 && O % 8 == 0 && O >= 64) {
@@ -1283,7 +1300,7 @@ int lc_backward(const float *xt, const float *w, const float *dy, float *dw, flo
      * B = 16, AVX-512, dW not streamed): the working sets evict each other. */
     if (want_dw && want_dx && c.stream) {
 #ifdef HAVE_SHUFFLES
-        /* O % VL == 0 here, so dx_at takes dx_bcast, dx_quads, dxdw4 or dx_pairs */
+        /* O % VL == 0 here, so dx_at takes dxdw, dx_bcast, dx_quads or dx_pairs */
         c.fuse = B <= 4 && !dx_takes_pairs(B, O);
 #endif
         bwd_sweep(&c, l0, 1, 1);
