@@ -218,6 +218,45 @@ def test_fused_kernel_equals_the_bmm_path(case, threads, autograd_path):
 
 
 @needs_native
+@pytest.mark.parametrize("shift", [0, 1, 4, 13])
+@pytest.mark.parametrize("b, o, n", [(4, 24, 44), (8, 16, 52)])
+def test_kernel_scratch_starts_on_a_line_wherever_work_starts_and_stays_inside(shift, b, o, n):
+    """The kernel carves its scratch from ``work`` on 64-byte lines (an operand off a line
+    made every vector load straddle one): any start of a buffer of ``lc_work_floats`` floats
+    gives the aligned call's results, and nothing is written outside it. K = 27 (no part a
+    whole number of lines), dW streamed; B = 4, O = 24: the row-by-row fused backward; B = 8:
+    the broadcast-group input gradient, which fills the last part (dyq)."""
+    lib = lc_native.library()
+    c, k = 3, 3
+    ho = n - k + 1
+    gm = lc_native.plan(lc_native.geometry((b, c, n, n), o, (k, k), (1, 1), (0, 0),
+                                           (ho, ho)), 1).gm
+    floats = int(lib.lc_work_floats(gm))
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(b, c, n, n, generator=g)
+    w = torch.randn(ho * ho, c * k * k, o, generator=g)
+    dy = torch.randn(b, o, ho * ho, generator=g)
+    assert 4 * w.numel() >= 4 << 20  # dW streams (DW_STREAM_MIN_BYTES)
+
+    def run(work: torch.Tensor) -> list[torch.Tensor]:
+        xt, y = torch.empty(n, n, c, b), torch.empty_like(dy)
+        dw, dxt, dx = torch.empty_like(w), torch.empty_like(xt), torch.empty_like(x)
+        assert lib.lc_forward(x.data_ptr(), xt.data_ptr(), w.data_ptr(), None, y.data_ptr(),
+                              work.data_ptr(), 0, ho * ho, gm) == 0
+        assert lib.lc_backward(xt.data_ptr(), w.data_ptr(), dy.data_ptr(), dw.data_ptr(),
+                               dxt.data_ptr(), None, dx.data_ptr(), work.data_ptr(), 0,
+                               ho * ho, gm, 1, 1) == 0
+        return [y, dw, dx]
+
+    want = run(torch.empty(floats))
+    guard = torch.full((floats + 64,), float("nan"))
+    got = run(guard[shift:shift + floats])
+    for t, r in zip(got, want, strict=True):
+        torch.testing.assert_close(t, r, rtol=0, atol=0)
+    assert guard[:shift].isnan().all() and guard[shift + floats:].isnan().all()
+
+
+@needs_native
 def test_fused_kernel_never_materialises_the_unfolded_input():
     from gardenpath.measure.memory import peak_memory
 
