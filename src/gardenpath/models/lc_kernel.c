@@ -1018,7 +1018,10 @@ static void transpose(const float *w, long K, long O, float *wt)
  * through autograd: 713-764 us in 14 of 25 processes, 615-649 in the others; with the
  * parts on lines, 615-671 in 15 of 15. */
 #define LINE_FLOATS 16
-static inline long line_up(long floats) { return (floats + LINE_FLOATS - 1) / LINE_FLOATS * LINE_FLOATS; }
+static inline long line_up(long floats)
+{
+    return (floats + LINE_FLOATS - 1) / LINE_FLOATS * LINE_FLOATS;
+}
 
 static inline float *line_start(float *work)
 {
