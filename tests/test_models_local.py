@@ -220,12 +220,12 @@ def test_fused_kernel_equals_the_bmm_path(case, threads, autograd_path):
 @needs_native
 @pytest.mark.parametrize("shift", [0, 1, 4, 13])
 @pytest.mark.parametrize("b, o, n", [(4, 24, 44), (8, 16, 52)])
-def test_kernel_scratch_starts_on_a_line_wherever_work_starts_and_stays_inside(shift, b, o, n):
-    """The kernel carves its scratch from ``work`` on 64-byte lines (an operand off a line
-    made every vector load straddle one): any start of a buffer of ``lc_work_floats`` floats
-    gives the aligned call's results, and nothing is written outside it. K = 27 (no part a
-    whole number of lines), dW streamed; B = 4, O = 24: the row-by-row fused backward; B = 8:
-    the broadcast-group input gradient, which fills the last part (dyq)."""
+def test_any_start_of_the_work_buffer_gives_the_same_results_and_stays_inside(shift, b, o, n):
+    """The kernel moves its scratch to the first 64-byte line of ``work`` (a speed matter,
+    measured in lc_kernel.c, not checked here): whatever the buffer's start, a buffer of
+    ``lc_work_floats`` floats gives the aligned call's results and nothing is written outside
+    it. K = 27 (no part a whole number of lines), dW streamed; B = 4, O = 24: the row-by-row
+    fused backward; B = 8: the broadcast-group input gradient, which fills the last part."""
     lib = lc_native.library()
     c, k = 3, 3
     ho = n - k + 1
