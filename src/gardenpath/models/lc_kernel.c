@@ -898,6 +898,22 @@ static void dx_quads(long K, long O, const float *gl, const float *wl, const flo
     if (dwl) dw_rows(4, K - k0, O, x, koff + k0, gl, dwl + k0 * O, stream);
 }
 
+/* dr[b] += the sum of acc[b]'s lanes, b < NB (acc[b] for b >= NB are zero). */
+static inline __attribute__((always_inline)) void add_lane_sums(const int NB, __m256 acc[4],
+                                                                 float *dr)
+{
+    /* two rounds of hadd leave [b0 .. b3 over lanes 0-3 | the same over lanes 4-7] */
+    __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(acc[0], acc[1]), _mm256_hadd_ps(acc[2], acc[3]));
+    __m128 e = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    if (NB == 4) {
+        _mm_storeu_ps(dr, _mm_add_ps(_mm_loadu_ps(dr), e));
+    } else {
+        float t[4];
+        _mm_storeu_ps(t, e);
+        for (int b = 0; b < NB; b++) dr[b] += t[b];
+    }
+}
+
 /* Both gradients of one position at batch NB <= 4 with AVX2 and O = 8 * NV, NV <= 4, row
  * by row (bwd.fuse): each output-gradient vector gl[b, 8v ..] is loaded once per row and
  * feeds the input gradient's FMA (acc[b] += w[k, 8v ..] * it, summed across lanes per row)
@@ -933,38 +949,104 @@ dxdw_rows(const int NB, const int NV, long K, long O, const float *gl, const flo
             if (stream) _mm256_stream_ps(dst, a);
             else _mm256_storeu_ps(dst, a);
         }
-        /* two rounds of hadd leave [b0 .. b3 over lanes 0-3 | the same over lanes 4-7] */
-        __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(acc[0], acc[1]),
-                                  _mm256_hadd_ps(acc[2], acc[3]));
-        __m128 e = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-        float *dr = d + koff[k];
-        if (NB == 4) {
-            _mm_storeu_ps(dr, _mm_add_ps(_mm_loadu_ps(dr), e));
-        } else {
-            float t[4];
-            _mm_storeu_ps(t, e);
-            for (int b = 0; b < NB; b++) dr[b] += t[b];
+        add_lane_sums(NB, acc, d + koff[k]);
+    }
+}
+
+/* dW rows [k0, k1) of one position for the output-gradient vectors v0 .. v0 + nv - 1 (nv
+ * 1 or 2), which stay in registers: dW[k, 8v ..] = sum_b x[k, b] * gl[b, 8v ..], summed
+ * in the order dxdw_rows sums. */
+static inline __attribute__((always_inline)) void
+dw_block(const int NB, const int nv, int v0, long k0, long k1, long O, const float *gl,
+         const long *koff, const float *x, float *dwl, int stream)
+{
+    __m256 g[4][2];
+    for (int b = 0; b < NB; b++)
+        for (int j = 0; j < nv; j++) g[b][j] = _mm256_loadu_ps(gl + b * O + 8 * (v0 + j));
+    for (long k = k0; k < k1; k++) {
+        const float *xk = x + koff[k];
+        __m256 s[4];
+        for (int b = 0; b < NB; b++) s[b] = _mm256_broadcast_ss(xk + b);
+        for (int j = 0; j < nv; j++) {
+            __m256 a = _mm256_mul_ps(s[0], g[0][j]);
+            for (int b = 1; b < NB; b++) a = _mm256_fmadd_ps(s[b], g[b][j], a);
+            float *dst = dwl + k * O + 8 * (v0 + j);
+            if (stream) _mm256_stream_ps(dst, a);
+            else _mm256_storeu_ps(dst, a);
         }
     }
 }
 
-#define DXDW_NV(NB)                                                                        \
+/* Input-gradient rows [k0, k1) of one position, dX[k, b] += sum_o w[k, o] * gl[b, o]: the
+ * first two output-gradient vectors of each batch entry in registers, the others read by
+ * their FMAs from L1; summed in the order dxdw_rows sums. */
+static inline __attribute__((always_inline)) void
+dx_block(const int NB, const int NV, long k0, long k1, long O, const float *gl,
+         const float *wl, float *d, const long *koff)
+{
+    __m256 g[4][2];
+    for (int b = 0; b < NB; b++)
+        for (int v = 0; v < NV && v < 2; v++) g[b][v] = _mm256_loadu_ps(gl + b * O + 8 * v);
+    for (long k = k0; k < k1; k++) {
+        const float *wk = wl + k * O;
+        __m256 acc[4];
+        for (int b = 0; b < 4; b++) acc[b] = _mm256_setzero_ps();
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) {
+            __m256 w = _mm256_loadu_ps(wk + 8 * v);
+#pragma GCC unroll 4
+            for (int b = 0; b < NB; b++)
+                acc[b] = _mm256_fmadd_ps(
+                    w, v < 2 ? g[b][v] : _mm256_loadu_ps(gl + b * O + 8 * v), acc[b]);
+        }
+        add_lane_sums(NB, acc, d + koff[k]);
+    }
+}
+
+/* Both gradients of one position at batch 3 or 4 and O = 8, 16 or 32 (NV = 1, 2, 4), by
+ * blocks of DXDW_BLOCK rows: the block's dW, two output-gradient vectors at a time held in
+ * registers, then its input gradient.  Row by row (dxdw_rows), the sixteen output-gradient
+ * vectors of B = 4, O = 32 do not fit in the sixteen registers next to the rest, so every
+ * FMA read its operand from L1 (41 loads a row for 32 FMAs); here 22.  A block short
+ * enough that its streamed dW stores still go out while the next block's input gradient
+ * computes: AVX2 EPYC, 1 thread, forward + backward calls on the same buffers, 11
+ * interleaved rounds, backward call (us): 16x16 C = O = 32, B = 4: rows 556, blocks of 16
+ * rows 495, of 32 484; B = 3 524, 491, 487; 24x24 B = 4 (W 17.8 MB) 1806, 1712, 1829;
+ * 32x32 B = 4 (W 33 MB, from DRAM) 3868, 3858, 4230 (blocks of 8 3951); 32x32 O = 16 B = 4
+ * 2062 -> 1862, B = 3 1957 -> 1825, O = 8 B = 4 1514 -> 1420 (blocks of 32).  Not for
+ * batch 1 and 2 (their rows do fit: 32x32 O = 32 B = 1 3039 rows, 3193 blocks) nor O = 24
+ * (a 96-byte row's lines then get their streamed stores in two sweeps: 3.5x slower). */
+#define DXDW_BLOCK 16
+static inline __attribute__((always_inline)) void
+dxdw_blocks(const int NB, const int NV, long K, long O, const float *gl, const float *wl,
+            float *d, const long *koff, const float *x, float *dwl, int stream)
+{
+    for (long k0 = 0; k0 < K; k0 += DXDW_BLOCK) {
+        long k1 = k0 + DXDW_BLOCK < K ? k0 + DXDW_BLOCK : K;
+        dw_block(NB, NV < 2 ? NV : 2, 0, k0, k1, O, gl, koff, x, dwl, stream);
+        if (NV > 2) dw_block(NB, NV - 2, 2, k0, k1, O, gl, koff, x, dwl, stream);
+        dx_block(NB, NV, k0, k1, O, gl, wl, d, koff);
+    }
+}
+
+#define DXDW_NV(NB, BLOCKS)                                                                \
     switch (O / 8) {                                                                       \
-    case 1: dxdw_rows(NB, 1, K, O, gl, wl, d, koff, x, dwl, stream); break;                \
-    case 2: dxdw_rows(NB, 2, K, O, gl, wl, d, koff, x, dwl, stream); break;                \
+    case 1: BLOCKS(NB, 1, K, O, gl, wl, d, koff, x, dwl, stream); break;                   \
+    case 2: BLOCKS(NB, 2, K, O, gl, wl, d, koff, x, dwl, stream); break;                   \
     case 3: dxdw_rows(NB, 3, K, O, gl, wl, d, koff, x, dwl, stream); break;                \
-    default: dxdw_rows(NB, 4, K, O, gl, wl, d, koff, x, dwl, stream); break;               \
+    default: BLOCKS(NB, 4, K, O, gl, wl, d, koff, x, dwl, stream); break;                  \
     }
 
-/* dxdw_rows for B in 1..4 and O in 8, 16, 24, 32. */
+/* Both gradients of one position for B in 1..4 and O in 8, 16, 24, 32: dxdw_blocks at
+ * batch 3 and 4 except O = 24, dxdw_rows otherwise. */
 static void dxdw(long B, long K, long O, const float *gl, const float *wl, float *d,
                  const long *koff, const float *x, float *dwl, int stream)
 {
     switch (B) {
-    case 1: DXDW_NV(1) break;
-    case 2: DXDW_NV(2) break;
-    case 3: DXDW_NV(3) break;
-    default: DXDW_NV(4) break;
+    case 1: DXDW_NV(1, dxdw_rows) break;
+    case 2: DXDW_NV(2, dxdw_rows) break;
+    case 3: DXDW_NV(3, dxdw_blocks) break;
+    default: DXDW_NV(4, dxdw_blocks) break;
     }
 }
 #endif
