@@ -177,7 +177,7 @@ def applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """Whether the fused kernel serves this call: float32 CPU tensors, kernel available, and
     no dispatch or function mode active (a FLOP counter, fake tensors or a tracer must see
     the layer's arithmetic as aten operators, so they get the bmm path)."""
-    return (x.device.type == "cpu" and weight.device.type == "cpu"
+    return (x.is_cpu and weight.is_cpu  # not .device: it builds an object per call
             and x.dtype == torch.float32 and weight.dtype == torch.float32
             and _get_current_dispatch_mode() is None
             and not torch.overrides._is_torch_function_mode_enabled()
@@ -260,12 +260,10 @@ class GradPool:
     """
 
     def __init__(self) -> None:
-        self._bufs: dict[tuple[Any, ...], tuple[torch.Tensor, int]] = {}
+        # (shape, dtype) -> (buffer, its storage's use count when free, that storage's handle)
+        self._bufs: dict[tuple[Any, ...], tuple[torch.Tensor, int, int]] = {}
         self._lock = threading.Lock()
         self._count = getattr(torch._C, "_storage_Use_Count", None)
-
-    def _users(self, t: torch.Tensor) -> int:
-        return self._count(t.untyped_storage()._cdata)
 
     def take(self, like: torch.Tensor) -> torch.Tensor:
         """An uninitialised tensor shaped like ``like``, reused when possible."""
@@ -275,22 +273,26 @@ class GradPool:
         return reused
 
     def reuse(self, like: torch.Tensor) -> torch.Tensor | None:
-        """The pooled buffer for ``like``'s shape when nothing else holds it, else None."""
+        """The pooled buffer for ``like``'s shape when nothing else holds it, else None.
+
+        CPU tensors only (the fused kernel's). Called on every training step, so it keeps
+        to a few attribute reads: at small shapes a step's Python is a tenth of its time."""
         if self._count is None or like.numel() * like.element_size() < POOL_MIN_BYTES:
             return None
-        key = (tuple(like.shape), like.dtype, like.device)
+        key = (like.shape, like.dtype)
         with self._lock:
             entry = self._bufs.get(key)
             if entry is None:
                 base = torch.empty_like(like, memory_format=torch.contiguous_format)
-                entry = self._bufs[key] = (base, self._users(base))
-            base, free = entry
-            return base.detach() if self._users(base) == free else None
+                handle = base.untyped_storage()._cdata  # valid while the pool holds base
+                entry = self._bufs[key] = (base, self._count(handle), handle)
+            base, free, handle = entry
+            return base.detach() if self._count(handle) == free else None
 
     def held_bytes(self) -> int:
         """Bytes the pool keeps alive."""
         with self._lock:
-            return sum(b.numel() * b.element_size() for b, _ in self._bufs.values())
+            return sum(b.numel() * b.element_size() for b, *_ in self._bufs.values())
 
     def clear(self) -> None:
         """Drop every pooled buffer (the memory returns once no gradient aliases it)."""

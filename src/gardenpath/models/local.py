@@ -127,10 +127,11 @@ class LocallyConnected2d(nn.Module):
         when it compiled (``lc_native.status()`` says); everything else (CUDA, float64, no
         C compiler) through :meth:`forward_bmm`. Both compute the same function.
         """
+        weight = self.weight  # a parameter read goes through Module.__getattr__: ~1 us
         self._check_input(x)
-        if lc_native.applies(x, self.weight):
-            return lc_op.locally_connected(x, self.weight, self.bias, self.kernel_size,
-                                           self.stride, self.padding, self.out_size)
+        if lc_native.applies(x, weight):
+            return lc_op.locally_connected(x, weight, self.bias, self.kernel_size, self.stride,
+                                           self.padding, self.out_size)
         return self.forward_bmm(x)
 
     def _check_input(self, x: torch.Tensor) -> None:
