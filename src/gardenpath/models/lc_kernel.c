@@ -923,7 +923,8 @@ static inline __attribute__((always_inline)) void add_lane_sums(const int NB, __
  * 32, backward B = 4 603 -> 547 us (7 rounds), B = 3 707 -> 515, B = 2 520 -> 365, B = 1
  * 359 -> 351 (5; its sums in the same order as dx_bcast's); 64x64 C32 k5 B1 34.5 -> 27.9
  * ms.  Not at O = 64 (eight filter vectors a row do not fit in the registers with the
- * rest; dx_quads and dx_bcast serve). */
+ * rest; dx_quads and dx_bcast serve).  Now used for O = 24 only: dxdw_blocks, below, took
+ * over the others. */
 static inline __attribute__((always_inline)) void
 dxdw_rows(const int NB, const int NV, long K, long O, const float *gl, const float *wl,
           float *d, const long *koff, const float *x, float *dwl, int stream)
@@ -977,18 +978,21 @@ dw_block(const int NB, const int nv, int v0, long k0, long k1, long O, const flo
     }
 }
 
-/* Input-gradient rows [k0, k1) of one position, dX[k, b] += sum_o w[k, o] * gl[b, o]: the
- * first two output-gradient vectors of each batch entry in registers, the others read by
- * their FMAs from L1; summed in the order dxdw_rows sums. */
+/* Rows [k0, k1) of one position: the input gradient, dX[k, b] += sum_o w[k, o] * gl[b, o],
+ * and the weight gradient's first two output-gradient vectors (or its only one), dW[k, 8v
+ * ..] = sum_b x[k, b] * gl[b, 8v ..] for v < 2, both with those vectors in registers (the
+ * others are read by their FMAs from L1); summed in the order dxdw_rows sums. */
 static inline __attribute__((always_inline)) void
-dx_block(const int NB, const int NV, long k0, long k1, long O, const float *gl,
-         const float *wl, float *d, const long *koff)
+dxdw_block(const int NB, const int NV, long k0, long k1, long O, const float *gl,
+           const float *wl, float *d, const long *koff, const float *x, float *dwl,
+           int stream)
 {
+    const int nh = NV < 2 ? NV : 2; /* vectors held */
     __m256 g[4][2];
     for (int b = 0; b < NB; b++)
-        for (int v = 0; v < NV && v < 2; v++) g[b][v] = _mm256_loadu_ps(gl + b * O + 8 * v);
+        for (int v = 0; v < nh; v++) g[b][v] = _mm256_loadu_ps(gl + b * O + 8 * v);
     for (long k = k0; k < k1; k++) {
-        const float *wk = wl + k * O;
+        const float *wk = wl + k * O, *xk = x + koff[k];
         __m256 acc[4];
         for (int b = 0; b < 4; b++) acc[b] = _mm256_setzero_ps();
 #pragma GCC unroll 4
@@ -999,23 +1003,36 @@ dx_block(const int NB, const int NV, long k0, long k1, long O, const float *gl,
                 acc[b] = _mm256_fmadd_ps(
                     w, v < 2 ? g[b][v] : _mm256_loadu_ps(gl + b * O + 8 * v), acc[b]);
         }
+        __m256 s = _mm256_broadcast_ss(xk), a[2];
+        for (int v = 0; v < nh; v++) a[v] = _mm256_mul_ps(s, g[0][v]);
+        for (int b = 1; b < NB; b++) {
+            s = _mm256_broadcast_ss(xk + b);
+            for (int v = 0; v < nh; v++) a[v] = _mm256_fmadd_ps(s, g[b][v], a[v]);
+        }
+        for (int v = 0; v < nh; v++) {
+            if (stream) _mm256_stream_ps(dwl + k * O + 8 * v, a[v]);
+            else _mm256_storeu_ps(dwl + k * O + 8 * v, a[v]);
+        }
         add_lane_sums(NB, acc, d + koff[k]);
     }
 }
 
-/* Both gradients of one position at batch 3 or 4 and O = 8, 16 or 32 (NV = 1, 2, 4), by
- * blocks of DXDW_BLOCK rows: the block's dW, two output-gradient vectors at a time held in
- * registers, then its input gradient.  Row by row (dxdw_rows), the sixteen output-gradient
- * vectors of B = 4, O = 32 do not fit in the sixteen registers next to the rest, so every
- * FMA read its operand from L1 (41 loads a row for 32 FMAs); here 22.  A block short
- * enough that its streamed dW stores still go out while the next block's input gradient
- * computes: AVX2 EPYC, 1 thread, forward + backward calls on the same buffers, 11
- * interleaved rounds, backward call (us): 16x16 C = O = 32, B = 4: rows 556, blocks of 16
- * rows 495, of 32 484; B = 3 524, 491, 487; 24x24 B = 4 (W 17.8 MB) 1806, 1712, 1829;
- * 32x32 B = 4 (W 33 MB, from DRAM) 3868, 3858, 4230 (blocks of 8 3951); 32x32 O = 16 B = 4
- * 2062 -> 1862, B = 3 1957 -> 1825, O = 8 B = 4 1514 -> 1420 (blocks of 32).  Not for
- * batch 1 and 2 (their rows do fit: 32x32 O = 32 B = 1 3039 rows, 3193 blocks) nor O = 24
- * (a 96-byte row's lines then get their streamed stores in two sweeps: 3.5x slower). */
+/* Both gradients of one position at batch NB <= 4 and O = 8, 16 or 32 (NV = 1, 2, 4), by
+ * blocks of DXDW_BLOCK rows: dxdw_block, then for O = 32 the weight gradient's other two
+ * vectors (dw_block).  Row by row (dxdw_rows), the sixteen output-gradient vectors of B =
+ * 4, O = 32 do not fit in the sixteen registers next to the rest, so every FMA read its
+ * operand from L1 (41 loads a row for 32 FMAs); here 18 (for O = 16, 6 instead of 22).
+ * Blocks short enough that the streamed dW stores keep going out while the input gradient
+ * computes.  AVX2 EPYC, 1 thread, forward + backward calls on the same buffers, 11
+ * interleaved rounds, backward call (us): 16x16 C = O = 32, B = 4: rows 514, blocks of 16
+ * rows 482, of 8 498, of 32 477; 32x32 B = 4 (W 33 MB, from DRAM) 4612, 4345, 4440, 4503;
+ * 16x16 B = 3 492 -> 484; 32x32 O = 16 B = 4 1859 -> 1764, B = 3 1956 -> 1870, B = 2 1692
+ * -> 1585, B = 1 1869 -> 1805; O = 32 at B = 1 and 2 within noise (16x16 367 and 370 us,
+ * 32x32 3959 and 3902; 64x64 C32 k5 B1 30.7 -> 30.0 ms).  An earlier version wrote each
+ * block's dW first (all four vectors, two at a time), then its input gradient: 16x16 B = 4
+ * 495 us, but 32x32 B = 4 4230 against 3868 by rows (its streamed stores bunched up).  Not
+ * for O = 24: a 96-byte row's lines would get their streamed stores in two sweeps (3.5x
+ * slower). */
 #define DXDW_BLOCK 16
 static inline __attribute__((always_inline)) void
 dxdw_blocks(const int NB, const int NV, long K, long O, const float *gl, const float *wl,
@@ -1023,30 +1040,28 @@ dxdw_blocks(const int NB, const int NV, long K, long O, const float *gl, const f
 {
     for (long k0 = 0; k0 < K; k0 += DXDW_BLOCK) {
         long k1 = k0 + DXDW_BLOCK < K ? k0 + DXDW_BLOCK : K;
-        dw_block(NB, NV < 2 ? NV : 2, 0, k0, k1, O, gl, koff, x, dwl, stream);
+        dxdw_block(NB, NV, k0, k1, O, gl, wl, d, koff, x, dwl, stream);
         if (NV > 2) dw_block(NB, NV - 2, 2, k0, k1, O, gl, koff, x, dwl, stream);
-        dx_block(NB, NV, k0, k1, O, gl, wl, d, koff);
     }
 }
 
-#define DXDW_NV(NB, BLOCKS)                                                                \
+#define DXDW_NV(NB)                                                                        \
     switch (O / 8) {                                                                       \
-    case 1: BLOCKS(NB, 1, K, O, gl, wl, d, koff, x, dwl, stream); break;                   \
-    case 2: BLOCKS(NB, 2, K, O, gl, wl, d, koff, x, dwl, stream); break;                   \
+    case 1: dxdw_blocks(NB, 1, K, O, gl, wl, d, koff, x, dwl, stream); break;              \
+    case 2: dxdw_blocks(NB, 2, K, O, gl, wl, d, koff, x, dwl, stream); break;              \
     case 3: dxdw_rows(NB, 3, K, O, gl, wl, d, koff, x, dwl, stream); break;                \
-    default: BLOCKS(NB, 4, K, O, gl, wl, d, koff, x, dwl, stream); break;                  \
+    default: dxdw_blocks(NB, 4, K, O, gl, wl, d, koff, x, dwl, stream); break;             \
     }
 
-/* Both gradients of one position for B in 1..4 and O in 8, 16, 24, 32: dxdw_blocks at
- * batch 3 and 4 except O = 24, dxdw_rows otherwise. */
+/* Both gradients of one position for B in 1..4 and O in 8, 16, 24, 32. */
 static void dxdw(long B, long K, long O, const float *gl, const float *wl, float *d,
                  const long *koff, const float *x, float *dwl, int stream)
 {
     switch (B) {
-    case 1: DXDW_NV(1, dxdw_rows) break;
-    case 2: DXDW_NV(2, dxdw_rows) break;
-    case 3: DXDW_NV(3, dxdw_blocks) break;
-    default: DXDW_NV(4, dxdw_blocks) break;
+    case 1: DXDW_NV(1) break;
+    case 2: DXDW_NV(2) break;
+    case 3: DXDW_NV(3) break;
+    default: DXDW_NV(4) break;
     }
 }
 #endif
