@@ -164,12 +164,14 @@ NATIVE_CASES = [
     # batch 1 and 2 with dW streamed (4.2 and 5.2 MB): its rows written between the input
     # gradient's, K = 27 and 45 leaving row tails
     (3, 32, 3, 37, 1, 0, 1), (5, 32, 3, 30, 1, 1, 2),
-    # batch 3 and 4, the same (4.2 MB); with AVX2 both gradients row by row for O <= 32:
-    # batch 1 to 4 and O = 8, 16, 24 (4.3-4.6 MB); batch 4 and O >= 64 (input gradient by
-    # quads with AVX2): dW streamed (4.7 MB, K = 63) and not (O = 72, K = 81), row tails
+    # batch 3 and 4, the same (4.2 MB); with AVX2 both gradients by blocks of 16 rows for O
+    # = 8, 16, 32 (K = 27: a block and a tail; K = 288: 18 blocks) and row by row for O =
+    # 24: batch 1 to 4 and O = 8, 16, 24 (4.3-5.3 MB); batch 4 and O >= 64 (input gradient
+    # by quads with AVX2): dW streamed (4.7 MB, K = 63) and not (O = 72, K = 81), row tails
     (3, 32, 3, 37, 1, 0, 3), (3, 32, 3, 37, 1, 0, 4), (3, 24, 3, 44, 1, 0, 4),
     (3, 8, 3, 75, 1, 0, 4), (3, 16, 3, 52, 1, 0, 3), (3, 8, 3, 75, 1, 0, 2),
     (3, 24, 3, 44, 1, 0, 1), (7, 64, 3, 19, 1, 0, 4), (9, 72, 3, 13, 1, 1, 4),
+    (32, 32, 3, 12, 1, 1, 4), (32, 16, 3, 16, 1, 1, 3),
 ]
 
 
@@ -225,7 +227,7 @@ def test_any_start_of_the_work_buffer_gives_the_same_results_and_stays_inside(sh
     measured in lc_kernel.c, not checked here): whatever the buffer's start, a buffer of
     ``lc_work_floats`` floats gives the aligned call's results and nothing is written outside
     it. K = 27 (no part a whole number of lines), dW streamed; B = 4, O = 24: the row-by-row
-    fused backward; B = 8: the broadcast-group input gradient, which fills the last part."""
+    fused backward (dxdw_rows); B = 8: the broadcast-group input gradient, which fills the last part."""
     lib = lc_native.library()
     c, k = 3, 3
     ho = n - k + 1
