@@ -227,7 +227,8 @@ def test_any_start_of_the_work_buffer_gives_the_same_results_and_stays_inside(sh
     measured in lc_kernel.c, not checked here): whatever the buffer's start, a buffer of
     ``lc_work_floats`` floats gives the aligned call's results and nothing is written outside
     it. K = 27 (no part a whole number of lines), dW streamed; B = 4, O = 24: the row-by-row
-    fused backward (dxdw_rows); B = 8: the broadcast-group input gradient, which fills the last part."""
+    fused backward (dxdw_rows); B = 8: the broadcast-group input gradient, which fills the
+    last part."""
     lib = lc_native.library()
     c, k = 3, 3
     ho = n - k + 1
