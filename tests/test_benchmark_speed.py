@@ -1,7 +1,8 @@
 """The local benchmark's machine-speed probes: a shape timed while the machine ran slow
-gets its floor scaled by how slow, term by term, against the best the run saw."""
+gets its floor scaled by how slow, term by term, against the best the run saw; a probe
+faster than the start and end ceilings raises the bandwidth every floor is built on."""
 
-from benchmarks.local import machine_speed
+from benchmarks.local import machine_speed, raise_to_probes
 from gardenpath.measure.roofline import BandwidthPoint, Roofline
 
 WS = 1 << 20
@@ -44,3 +45,26 @@ def test_rows_without_probes_keep_the_plain_floor() -> None:
     row = {"floor": {"compute_s": 1.0, "memory_s": 0.5, "bandwidth_working_set_bytes": WS}}
     machine_speed([row], roof)
     assert "floor_then_s" not in row and "speed" not in row
+
+
+def test_a_probe_faster_than_the_ceilings_raises_that_working_set_only() -> None:
+    other = BandwidthPoint(4 * WS, 6.0, 1.0, 6, "copy", 0.0)
+    roof = _roof(8.0)
+    roof.bandwidth.append(other)
+    slow, fast = _row(1.0, 2.0, 1.0, 0.5), _row(1.0, 0.5, 1.0, 0.5)  # copy 5 and 20 B/s
+    slow["label"], fast["label"] = "slow", "fast"
+    raised = raise_to_probes(roof, [slow, fast])
+    assert raised == [{"working_set_bytes": WS, "ceilings_bytes_per_s": 8.0,
+                       "bytes_per_s": 20.0, "shape": "fast"}]
+    assert roof.bandwidth[0].bytes_per_s == 20.0 and roof.bandwidth[1] == other
+    assert roof.peak_bytes_per_s == 6.0  # the largest working set's, untouched
+    machine_speed([slow, fast], roof)  # the speeds then count against the raised point
+    assert fast["speed"]["copy"] == 1.0 and slow["speed"]["copy"] == 0.25
+
+
+def test_probes_slower_than_the_ceilings_leave_them() -> None:
+    roof = _roof(30.0)
+    row = _row(1.0, 1.0, 1.0, 0.5)
+    row["label"] = "any"
+    assert raise_to_probes(roof, [row]) == []
+    assert roof.bandwidth[0].bytes_per_s == 30.0 and roof.peak_bytes_per_s == 30.0
