@@ -38,11 +38,13 @@ def environment(device: torch.device | str = "cpu") -> dict[str, Any]:
     """The record a results file carries: machine, software, commit, date, load, threads.
 
     ``git.dirty`` is true when tracked files differ from the commit (other people's
-    edits in progress included), so the commit alone may not reproduce the code run.
+    edits in progress included), so the commit alone may not reproduce the code run. The
+    results files do not count: a run rewrites them, and ``make bench`` runs the
+    benchmarks one after another.
     """
     return {
         "date": now_utc(),
-        "git": git_state(ROOT),
+        "git": git_state(ROOT, ignore=(RESULTS_DIR.relative_to(ROOT).as_posix(),)),
         "device": describe(device),
         "packages": package_versions(("torch", "numpy", "scikit-learn", "papermill",
                                       "jupyter-book")),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 import platform
 import subprocess
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -25,15 +26,20 @@ KEY_PACKAGES = (
 )
 
 
-def git_state(root: str | Path | None = None) -> dict[str, Any]:
-    """Return ``{"commit": sha or None, "dirty": bool or None}`` for the tree at ``root``."""
+def git_state(root: str | Path | None = None, ignore: Sequence[str] = ()) -> dict[str, Any]:
+    """Return ``{"commit": sha or None, "dirty": bool or None}`` for the tree at ``root``.
+
+    ``ignore``: paths (relative to the repository's top) whose changes do not make the tree
+    dirty, such as the results files a run itself rewrites.
+    """
     cwd = str(root) if root is not None else None
+    exclude = [":(top)", *(f":(top,exclude){p}" for p in ignore)] if ignore else []
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
         ).stdout.strip()
         status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", *exclude],
             cwd=cwd,
             capture_output=True,
             text=True,
