@@ -1037,7 +1037,7 @@ dxdw_block(const int NB, const int NV, long k0, long k1, long O, const float *gl
  * blocks of DXDW_BLOCK rows: dxdw_block, then for O = 32 the weight gradient's other two
  * vectors (dw_block).  Row by row (dxdw_rows), the sixteen output-gradient vectors of B =
  * 4, O = 32 do not fit in the sixteen registers next to the rest, so every FMA read its
- * operand from L1 (41 loads a row for 32 FMAs); here 18 (for O = 16, 6 instead of 22).
+ * operand from L1 (41 loads a row for 32 FMAs); here 21 (for O = 16, 7 instead of 23).
  * Blocks short enough that the streamed dW stores keep going out while the input gradient
  * computes.  AVX2 EPYC, 1 thread, forward + backward calls on the same buffers, 11
  * interleaved rounds, backward call (us): 16x16 C = O = 32, B = 4: rows 514, blocks of 16
