@@ -970,9 +970,22 @@ dxdw_rows(const int NB, const int NV, long K, long O, const float *gl, const flo
     }
 }
 
+/* dW[k, 8(v0 + j) ..] = sum_b x[k, b] * g[b][j] for j < nv (nv 1 or 2), the output-gradient
+ * vectors g held in registers, summed over b in order (as dxdw_rows sums). */
+static inline __attribute__((always_inline)) void
+dw_row(const int NB, const int nv, const float *xk, __m256 g[4][2], float *dst, int stream)
+{
+    __m256 s = _mm256_broadcast_ss(xk), a[2];
+    for (int j = 0; j < nv; j++) a[j] = _mm256_mul_ps(s, g[0][j]);
+    for (int b = 1; b < NB; b++) {
+        s = _mm256_broadcast_ss(xk + b);
+        for (int j = 0; j < nv; j++) a[j] = _mm256_fmadd_ps(s, g[b][j], a[j]);
+    }
+    for (int j = 0; j < nv; j++) vstore_to(dst + 8 * j, (vf)a[j], stream);
+}
+
 /* dW rows [k0, k1) of one position for the output-gradient vectors v0 .. v0 + nv - 1 (nv
- * 1 or 2), which stay in registers: dW[k, 8v ..] = sum_b x[k, b] * gl[b, 8v ..], summed
- * in the order dxdw_rows sums. */
+ * 1 or 2), which stay in registers. */
 static inline __attribute__((always_inline)) void
 dw_block(const int NB, const int nv, int v0, long k0, long k1, long O, const float *gl,
          const long *koff, const float *x, float *dwl, int stream)
@@ -980,18 +993,8 @@ dw_block(const int NB, const int nv, int v0, long k0, long k1, long O, const flo
     __m256 g[4][2];
     for (int b = 0; b < NB; b++)
         for (int j = 0; j < nv; j++) g[b][j] = _mm256_loadu_ps(gl + b * O + 8 * (v0 + j));
-    for (long k = k0; k < k1; k++) {
-        const float *xk = x + koff[k];
-        __m256 s[4];
-        for (int b = 0; b < NB; b++) s[b] = _mm256_broadcast_ss(xk + b);
-        for (int j = 0; j < nv; j++) {
-            __m256 a = _mm256_mul_ps(s[0], g[0][j]);
-            for (int b = 1; b < NB; b++) a = _mm256_fmadd_ps(s[b], g[b][j], a);
-            float *dst = dwl + k * O + 8 * (v0 + j);
-            if (stream) _mm256_stream_ps(dst, a);
-            else _mm256_storeu_ps(dst, a);
-        }
-    }
+    for (long k = k0; k < k1; k++)
+        dw_row(NB, nv, x + koff[k], g, dwl + k * O + 8 * v0, stream);
 }
 
 /* Rows [k0, k1) of one position: the input gradient, dX[k, b] += sum_o w[k, o] * gl[b, o],
@@ -1019,16 +1022,7 @@ dxdw_block(const int NB, const int NV, long k0, long k1, long O, const float *gl
                 acc[b] = _mm256_fmadd_ps(
                     w, v < 2 ? g[b][v] : _mm256_loadu_ps(gl + b * O + 8 * v), acc[b]);
         }
-        __m256 s = _mm256_broadcast_ss(xk), a[2];
-        for (int v = 0; v < nh; v++) a[v] = _mm256_mul_ps(s, g[0][v]);
-        for (int b = 1; b < NB; b++) {
-            s = _mm256_broadcast_ss(xk + b);
-            for (int v = 0; v < nh; v++) a[v] = _mm256_fmadd_ps(s, g[b][v], a[v]);
-        }
-        for (int v = 0; v < nh; v++) {
-            if (stream) _mm256_stream_ps(dwl + k * O + 8 * v, a[v]);
-            else _mm256_storeu_ps(dwl + k * O + 8 * v, a[v]);
-        }
+        dw_row(NB, nh, xk, g, dwl + k * O, stream);
         add_lane_sums(NB, acc, d + koff[k]);
     }
 }
