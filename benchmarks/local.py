@@ -367,6 +367,12 @@ def floor_for(shape: Shape, roof: Roofline, sharing: str = "local") -> dict[str,
     }
 
 
+def _probe_rate(row: dict[str, Any], kind: str) -> float | None:
+    """A row's matmul (FLOP/s) or copy (bytes/s) probe rate; None where it has none."""
+    probe = row.get("probes", {}).get(kind)
+    return probe and probe["amount"] / probe["timing"]["median_s"]
+
+
 def _probe_set(row: dict[str, Any]) -> int:
     """The working set a row's copy probe ran over (rows from before it was recorded: the
     floor's, which it then always was)."""
@@ -387,11 +393,10 @@ def raise_to_probes(roof: Roofline, rows: list[dict[str, Any]]) -> list[dict[str
     for i, point in enumerate(roof.bandwidth):
         best = None
         for row in rows:
-            probe = row.get("probes", {}).get("copy")
-            if probe and _probe_set(row) == point.working_set_bytes:
-                rate = probe["amount"] / probe["timing"]["median_s"]
-                if rate > point.bytes_per_s and (best is None or rate > best[0]):
-                    best = (rate, row["label"])
+            rate = _probe_rate(row, "copy")
+            if rate and _probe_set(row) == point.working_set_bytes \
+                    and rate > point.bytes_per_s and (best is None or rate > best[0]):
+                best = (rate, row["label"])
         if best is not None:
             raised.append({"working_set_bytes": point.working_set_bytes,
                            "ceilings_bytes_per_s": point.bytes_per_s,
@@ -469,18 +474,14 @@ def machine_speed(rows: list[dict[str, Any]], roof: Roofline) -> None:
     and the start and end ceilings at that working set), and ``floor_then_s``, the floor
     with its compute term divided by the matmul speed and its memory term by the copy
     speed: the floor as the machine stood while the shape was timed."""
-    def rate(row: dict[str, Any], kind: str) -> float | None:
-        pr = row.get("probes", {}).get(kind)
-        return pr and pr["amount"] / pr["timing"]["median_s"]
-
-    best_mm = max((r for r in (rate(row, "matmul") for row in rows) if r), default=None)
+    best_mm = max((r for r in (_probe_rate(row, "matmul") for row in rows) if r), default=None)
     best_copy: dict[int, float] = {p.working_set_bytes: p.bytes_per_s for p in roof.bandwidth}
     for row in rows:
-        r, ws = rate(row, "copy"), _probe_set(row)
+        r, ws = _probe_rate(row, "copy"), _probe_set(row)
         if r:
             best_copy[ws] = max(best_copy.get(ws, 0.0), r)
     for row in rows:
-        mm, cp = rate(row, "matmul"), rate(row, "copy")
+        mm, cp = _probe_rate(row, "matmul"), _probe_rate(row, "copy")
         if not (mm and cp and best_mm):
             continue
         fl = row["floor"]
