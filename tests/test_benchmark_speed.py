@@ -1,8 +1,15 @@
 """The local benchmark's machine-speed probes: a shape timed while the machine ran slow
 gets its floor scaled by how slow, term by term, against the best the run saw; a probe
-faster than the start and end ceilings raises the bandwidth every floor is built on."""
+faster than the start and end ceilings raises the bandwidth every floor is built on; a
+shape timed while the machine ran slow is timed again, and the attempt kept is chosen by
+the probes, not by the contenders' times."""
 
-from benchmarks.local import machine_speed, raise_to_probes
+from typing import Any
+
+import pytest
+
+from benchmarks import local
+from benchmarks.local import _retimed_text, machine_speed, raise_to_probes, retimed
 from gardenpath.measure.roofline import BandwidthPoint, Roofline
 
 WS = 1 << 20
@@ -68,3 +75,58 @@ def test_probes_slower_than_the_ceilings_leave_them() -> None:
     row["label"] = "any"
     assert raise_to_probes(roof, [row]) == []
     assert roof.bandwidth[0].bytes_per_s == 30.0 and roof.peak_bytes_per_s == 30.0
+
+
+def _attempt(copy_s: float, ours_s: float) -> dict[str, Any]:
+    row = _row(1.0, copy_s, 1.0, 0.5)
+    row["label"] = "shape"
+    row["contenders"] = {"ours": {"timing": {"median_s": ours_s}}}
+    return row
+
+
+def _runs(*attempts: dict[str, Any]) -> tuple[Any, list[int]]:
+    calls = [0]
+
+    def run_once() -> dict[str, Any]:
+        calls[0] += 1
+        return attempts[calls[0] - 1]
+    return run_once, calls
+
+
+def test_a_shape_at_full_speed_is_timed_once() -> None:
+    run_once, calls = _runs(_attempt(1.0, 5.0), _attempt(1.0, 1.0))
+    row = retimed(run_once, [], _roof(8.0))  # copy 10 B/s, above the ceiling's 8
+    assert calls == [1] and "attempts" not in row
+
+
+def test_a_slow_attempt_is_timed_again_and_the_probes_choose_which_is_kept() -> None:
+    # attempt 1: copy at 10 of the ceiling's 40 B/s, yet ours looks fastest there (1 s)
+    slow, fast = _attempt(1.0, 1.0), _attempt(0.25, 3.0)
+    run_once, calls = _runs(slow, fast)
+    row = retimed(run_once, [], _roof(40.0))
+    assert calls == [2] and row is fast
+    assert [(a["kept"], a["ours_s"]) for a in row["attempts"]] == [(False, 1.0), (True, 3.0)]
+    assert row["attempts"][0]["speed"]["copy"] == 0.25
+    text = _retimed_text([row], {"below": local.RETIME_BELOW, "max_more": local.RETIME_MAX})
+    assert text and "shape: ours 1 s at matmul 1.00, copy 0.25; 3 s at matmul 1.00, " \
+        "copy 1.00 (kept)" in text[0]
+
+
+def test_earlier_shapes_and_the_ceilings_set_the_speed_an_attempt_is_judged_by() -> None:
+    earlier = _attempt(0.5, 1.0)  # copy 20 B/s
+    run_once, calls = _runs(_attempt(1.0, 1.0), _attempt(0.5, 1.0))
+    assert retimed(run_once, [earlier], _roof(8.0))["attempts"][1]["kept"]
+    run_once, calls = _runs(*[_attempt(1.0, 1.0) for _ in range(1 + local.RETIME_MAX)])
+    retimed(run_once, [], _roof(50.0))  # the ceiling alone: 10 of 50 B/s
+    assert calls == [1 + local.RETIME_MAX]
+
+
+@pytest.mark.parametrize("slowest_first", [True, False])
+def test_a_machine_slow_throughout_stops_after_the_extra_attempts(slowest_first: bool) -> None:
+    speeds = [4.0, 2.0, 3.0] if slowest_first else [2.0, 4.0, 3.0]
+    attempts = [_attempt(s, 1.0) for s in speeds]
+    run_once, calls = _runs(*attempts)
+    row = retimed(run_once, [], _roof(20.0))  # every copy at or below 5 of 20 B/s
+    assert calls == [1 + local.RETIME_MAX]
+    assert row is attempts[speeds.index(2.0)]
+    assert sum(a["kept"] for a in row["attempts"]) == 1
