@@ -373,10 +373,15 @@ def _probe_rate(row: dict[str, Any], kind: str) -> float | None:
     return probe and probe["amount"] / probe["timing"]["median_s"]
 
 
-def _probe_set(row: dict[str, Any]) -> int:
-    """The working set a row's copy probe ran over (rows from before it was recorded: the
-    floor's, which it then always was)."""
-    probe = row.get("probes", {}).get("copy") or {}
+#: The probes that copy, each over its own working set (rows from before the cache probe
+#: have only the first).
+COPY_PROBES = ("copy", "cache")
+
+
+def _probe_set(row: dict[str, Any], kind: str = "copy") -> int:
+    """The working set a row's copy probe (``kind`` in COPY_PROBES) ran over (rows from
+    before it was recorded: the floor's, which it then always was)."""
+    probe = row.get("probes", {}).get(kind) or {}
     return probe.get("working_set_bytes", row["floor"]["bandwidth_working_set_bytes"])
 
 
@@ -393,10 +398,11 @@ def raise_to_probes(roof: Roofline, rows: list[dict[str, Any]]) -> list[dict[str
     for i, point in enumerate(roof.bandwidth):
         best = None
         for row in rows:
-            rate = _probe_rate(row, "copy")
-            if rate and _probe_set(row) == point.working_set_bytes \
-                    and rate > point.bytes_per_s and (best is None or rate > best[0]):
-                best = (rate, row["label"])
+            for kind in COPY_PROBES:
+                rate = _probe_rate(row, kind)
+                if rate and _probe_set(row, kind) == point.working_set_bytes \
+                        and rate > point.bytes_per_s and (best is None or rate > best[0]):
+                    best = (rate, row["label"])
         if best is not None:
             raised.append({"working_set_bytes": point.working_set_bytes,
                            "ceilings_bytes_per_s": point.bytes_per_s,
@@ -455,17 +461,29 @@ def bmm_only(shape: Shape, device: torch.device) -> Callable[[], None]:
 #: AVX2 EPYC; 256 x 256 at 64-66 against 67).
 PROBE_MATMUL_N = 256
 
+#: Working set of the third probe, a copy that stays in the last-level cache (32 MiB on the
+#: AVX2 EPYC). A neighbour that takes the cache slows a layer whose weights stay there
+#: between its passes, which a copy over the floor's (larger) working set does not see:
+#: measured, 16x16 C32 k5 B16 (weights 20 MB) 6.1 ms a step alone, 7.4 beside a 12 MiB
+#: copy loop on the other core, 6.3 beside a 256 MiB one, 6.2 beside a matmul loop.
+PROBE_CACHE_BYTES = 16 << 20
+
 
 def speed_probes(copy_working_set_bytes: int, device: torch.device
-                 ) -> tuple[Callable[[], Any], Callable[[], Any], int, int]:
-    """Two small kernels timed in a shape's rounds beside the contenders: a matmul and the
-    copy over the working set whose bandwidth the shape's floor uses. Their rates against
-    the best seen in the whole run say how fast the machine was while that shape was
-    timed (a VM's neighbours take cores' and memory's speed for minutes at a time).
-    Returns the two functions, the matmul's FLOPs and the copy's bytes per call."""
+                 ) -> dict[str, tuple[Callable[[], Any], int, int | None]]:
+    """Small kernels timed in a shape's rounds beside the contenders: a matmul, the copy
+    over the working set whose bandwidth the shape's floor uses, and a copy that stays in
+    the last-level cache. Their rates against the best seen in the run say how fast the
+    machine was while that shape was timed (a VM's neighbours take cores', memory's and
+    the cache's speed for minutes at a time). Returns, by probe (``matmul``, ``copy``,
+    ``cache``): the function, its FLOPs or bytes per call, and a copy's working set."""
     matmul, flops = matmul_kernel(PROBE_MATMUL_N, torch.float32, device)
-    copy, moved = bandwidth_kernel("copy", copy_working_set_bytes, torch.float32, device)
-    return matmul, copy, flops, moved
+    probes: dict[str, tuple[Callable[[], Any], int, int | None]] = {
+        "matmul": (matmul, flops, None)}
+    for kind, ws in (("copy", copy_working_set_bytes), ("cache", PROBE_CACHE_BYTES)):
+        copy, moved = bandwidth_kernel("copy", ws, torch.float32, device)
+        probes[kind] = (copy, moved, ws)
+    return probes
 
 
 def best_rates(rows: list[dict[str, Any]], roof: Roofline
@@ -476,20 +494,27 @@ def best_rates(rows: list[dict[str, Any]], roof: Roofline
     best_mm = max((r for r in (_probe_rate(row, "matmul") for row in rows) if r), default=None)
     best_copy: dict[int, float] = {p.working_set_bytes: p.bytes_per_s for p in roof.bandwidth}
     for row in rows:
-        r, ws = _probe_rate(row, "copy"), _probe_set(row)
-        if r:
-            best_copy[ws] = max(best_copy.get(ws, 0.0), r)
+        for kind in COPY_PROBES:
+            r, ws = _probe_rate(row, kind), _probe_set(row, kind)
+            if r:
+                best_copy[ws] = max(best_copy.get(ws, 0.0), r)
     return best_mm, best_copy
 
 
 def row_speed(row: dict[str, Any], best_mm: float | None, best_copy: dict[int, float]
               ) -> dict[str, float] | None:
     """A row's probe rates over the best ones (:func:`best_rates`): 1 is as fast as the
-    machine was at its best. None where the row has no probes."""
+    machine was at its best; ``cache`` only where the row has that probe. None where the
+    row has no probes."""
     mm, cp = _probe_rate(row, "matmul"), _probe_rate(row, "copy")
     if not (mm and cp and best_mm):
         return None
-    return {"matmul": mm / best_mm, "copy": cp / best_copy[_probe_set(row)]}
+    speed = {"matmul": mm / best_mm}
+    for kind in COPY_PROBES:
+        rate = _probe_rate(row, kind)
+        if rate:
+            speed[kind] = rate / best_copy[_probe_set(row, kind)]
+    return speed
 
 
 def machine_speed(rows: list[dict[str, Any]], roof: Roofline) -> None:
@@ -523,7 +548,7 @@ def retimed(run_once: Callable[[], dict[str, Any]], earlier: list[dict[str, Any]
 
     Why: on a shared VM a neighbour can take half the memory bandwidth for minutes, and a
     shape timed then measures the neighbour, not the layer against this machine's floor.
-    The attempt kept is the one whose slower probe ran fastest, chosen by the probes
+    The attempt kept is the one whose slowest probe ran fastest, chosen by the probes
     alone, never by the contenders' times; every attempt's speeds and ours' time are kept
     in the row's ``attempts`` for the report."""
     attempts: list[dict[str, Any]] = []
@@ -534,8 +559,9 @@ def retimed(run_once: Callable[[], dict[str, Any]], earlier: list[dict[str, Any]
         last = speeds[-1]
         if last is None or min(last.values()) >= RETIME_BELOW or len(attempts) > RETIME_MAX:
             break
-        log(f"  {attempts[-1]['label']}: machine at matmul {last['matmul']:.2f}, copy "
-            f"{last['copy']:.2f} of the best so far during its rounds: timing it again "
+        log(f"  {attempts[-1]['label']}: machine at "
+            + ", ".join(f"{k} {v:.2f}" for k, v in last.items())
+            + f" of the best so far during its rounds: timing it again "
             f"(attempt {len(attempts) + 1} of at most {RETIME_MAX + 1})")
     if len(attempts) == 1:
         return attempts[0]
@@ -644,17 +670,18 @@ def run_shape(shape: Shape, roof: Roofline, device: torch.device, *, mem_limit_b
         fn()  # warm-up; the contenders ran in their checks
     fns.update(extra)
     del extra
-    fns["probe_matmul"], fns["probe_copy"], mm_flops, copy_bytes = speed_probes(
-        row["floor"]["bandwidth_working_set_bytes"], device)
+    probes = speed_probes(row["floor"]["bandwidth_working_set_bytes"], device)
+    fns.update({"probe_" + kind: fn for kind, (fn, *_) in probes.items()})
     log(f"  {shape.label}: timing {', '.join(fns)} in {rounds} interleaved rounds")
     timings = interleaved_timings(fns, device=device, rounds=rounds, repeats=repeats,
                                   min_run_time_s=min_run_time_s)
     if "bmm_only" in timings:
         row["bmm_only"] = {"timing": timings.pop("bmm_only"),
                            "flops": row["floor"]["flops"]}
-    row["probes"] = {"matmul": {"timing": timings.pop("probe_matmul"), "amount": mm_flops},
-                     "copy": {"timing": timings.pop("probe_copy"), "amount": copy_bytes,
-                              "working_set_bytes": row["floor"]["bandwidth_working_set_bytes"]}}
+    row["probes"] = {kind: {"timing": timings.pop("probe_" + kind), "amount": amount,
+                            **({"working_set_bytes": ws} if ws else {})}
+                     for kind, (_, amount, ws) in probes.items()}
+    del probes
     row["empty_step_s"] = timings.pop("empty_step")["median_s"]
     passes = {k.removeprefix(PART): timings.pop(k)["median_s"] for k in list(timings)
               if k.startswith(PART)}
@@ -917,17 +944,19 @@ def _retimed_text(rows: list[dict[str, Any]], retime: dict[str, Any] | None) -> 
         tries = row.get("attempts")
         if not tries:
             continue
-        each = [f"{fmt_time(t['ours_s'])} at matmul {t['speed']['matmul']:.2f}, copy "
-                f"{t['speed']['copy']:.2f}" + (" (kept)" if t["kept"] else "")
+        each = [f"{fmt_time(t['ours_s'])} at " + ", ".join(
+                    f"{k} {v:.2f}" for k, v in t["speed"].items())
+                + (" (kept)" if t["kept"] else "")
                 if t["speed"] else f"{fmt_time(t['ours_s'])} (no probes)" for t in tries]
         parts.append(f"{row['label']}: ours " + "; ".join(each))
     if not parts or not retime:
         return []
-    return [f"**Timed again**: a shape during whose rounds a probe ran below "
-            f"{retime['below']:g} of the best the run had seen by then is timed again, at "
-            f"most {retime['max_more']} more times, and the attempt whose slower probe ran "
-            "fastest is kept (chosen by the probes alone, not by any contender's time). "
-            + ". ".join(parts) + "."]
+    return [f"**Timed again**: a shape during whose rounds a probe (the matmul, the copy "
+            "over the floor's working set, or the copy that stays in the last-level cache) "
+            f"ran below {retime['below']:g} of the best the run had seen by then is timed "
+            f"again, at most {retime['max_more']} more times, and the attempt whose slowest "
+            "probe ran fastest is kept (chosen by the probes alone, not by any contender's "
+            "time). " + ". ".join(parts) + "."]
 
 
 def render(data: dict[str, Any]) -> str:
@@ -966,6 +995,7 @@ def render(data: dict[str, Any]) -> str:
                 fmt_bytes(c["estimate_bytes"]),
                 c.get("check", "-") if ok else "-",
             ])
+    cached = [row for row in rows if "cache" in row.get("probes", {})]
     bw = roof["bandwidth"]
     bw_text = ", ".join(f"{fmt_bytes(p['working_set_bytes'])}: "
                         f"{p['bytes_per_s'] / 1e9:.3g}" for p in bw)
@@ -1026,7 +1056,11 @@ def render(data: dict[str, Any]) -> str:
         "best the run saw (the matmul's at any shape, the copy's at any shape or in the "
         "start and end ceilings) are the machine's speeds while the shape was timed, and the "
         "floor with its compute term divided by the first and its memory term by the second "
-        "gives that ratio. The goal is judged on the floor itself.",
+        "gives that ratio. The goal is judged on the floor itself." + (
+            " A third probe, a copy that stays in the last-level cache (over "
+            f"{fmt_bytes(_probe_set(cached[0], 'cache'))}), is timed with them: it sees a "
+            "neighbour taking the cache, which slows a layer whose weights stay there "
+            "between its passes." if cached else ""),
         md_table(["shape", "implementation", "time", "floor", "3 bmm alone (÷ floor)",
                   "speed-up over Keras 1",
                   "over Keras 2", "over Conv2d", f"≥{GOAL_VS_BROADCAST:g}x over broadcast",

@@ -130,3 +130,33 @@ def test_a_machine_slow_throughout_stops_after_the_extra_attempts(slowest_first:
     assert calls == [1 + local.RETIME_MAX]
     assert row is attempts[speeds.index(2.0)]
     assert sum(a["kept"] for a in row["attempts"]) == 1
+
+
+def _cached(row: dict[str, Any], cache_s: float) -> dict[str, Any]:
+    row["probes"]["cache"] = {"timing": {"median_s": cache_s}, "amount": 10.0,
+                              "working_set_bytes": 4 * WS}
+    return row
+
+
+def test_the_cache_probe_alone_can_send_a_shape_round_again() -> None:
+    roof = _roof(8.0)
+    roof.bandwidth.append(BandwidthPoint(4 * WS, 40.0, 1.0, 40, "copy", 0.0))
+    # matmul and the floor's copy at full speed; the cache copy at 10 of the ceiling's 40
+    slow, fast = _cached(_attempt(1.0, 1.0), 1.0), _cached(_attempt(1.0, 2.0), 0.25)
+    run_once, calls = _runs(slow, fast)
+    row = retimed(run_once, [], roof)
+    assert calls == [2] and row is fast
+    assert row["attempts"][0]["speed"] == {"matmul": 1.0, "copy": 1.0, "cache": 0.25}
+    assert "copy 1.00, cache 0.25; 2 s at" in _retimed_text([row], {"below": 0.8,
+                                                                     "max_more": 2})[0]
+
+
+def test_a_fast_cache_probe_raises_its_own_working_set() -> None:
+    roof = _roof(8.0)
+    roof.bandwidth.append(BandwidthPoint(4 * WS, 40.0, 1.0, 40, "copy", 0.0))
+    row = _cached(_row(1.0, 2.0, 1.0, 0.5), 0.2)  # copy 5 B/s, cache copy 50 B/s
+    row["label"] = "any"
+    assert raise_to_probes(roof, [row]) == [{"working_set_bytes": 4 * WS,
+                                             "ceilings_bytes_per_s": 40.0,
+                                             "bytes_per_s": 50.0, "shape": "any"}]
+    assert roof.bandwidth[0].bytes_per_s == 8.0
