@@ -534,8 +534,8 @@ def machine_speed(rows: list[dict[str, Any]], roof: Roofline) -> None:
                                   fl["memory_s"] / speed["copy"])
 
 
-#: A shape whose rounds ran with either probe below this fraction of the best the run had
-#: seen by then is timed again (:func:`retimed`), at most RETIME_MAX more times.
+#: A shape whose rounds ran with any probe below this fraction of the best the run had seen
+#: by then is timed again (:func:`retimed`), at most RETIME_MAX more times.
 RETIME_BELOW = 0.8
 RETIME_MAX = 2
 
