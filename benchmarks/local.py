@@ -534,6 +534,11 @@ def machine_speed(rows: list[dict[str, Any]], roof: Roofline) -> None:
                                   fl["memory_s"] / speed["copy"])
 
 
+def _speeds_text(speed: dict[str, float]) -> str:
+    """A row's probe speeds as the log and the report name them: "matmul 0.97, copy 0.50"."""
+    return ", ".join(f"{k} {v:.2f}" for k, v in speed.items())
+
+
 #: A shape whose rounds ran with any probe below this fraction of the best the run had seen
 #: by then is timed again (:func:`retimed`), at most RETIME_MAX more times.
 RETIME_BELOW = 0.8
@@ -559,10 +564,9 @@ def retimed(run_once: Callable[[], dict[str, Any]], earlier: list[dict[str, Any]
         last = speeds[-1]
         if last is None or min(last.values()) >= RETIME_BELOW or len(attempts) > RETIME_MAX:
             break
-        log(f"  {attempts[-1]['label']}: machine at "
-            + ", ".join(f"{k} {v:.2f}" for k, v in last.items())
-            + f" of the best so far during its rounds: timing it again "
-            f"(attempt {len(attempts) + 1} of at most {RETIME_MAX + 1})")
+        log(f"  {attempts[-1]['label']}: machine at {_speeds_text(last)} of the best so far "
+            f"during its rounds: timing it again (attempt {len(attempts) + 1} of at most "
+            f"{RETIME_MAX + 1})")
     if len(attempts) == 1:
         return attempts[0]
     keep = max(range(len(attempts)),
@@ -681,7 +685,7 @@ def run_shape(shape: Shape, roof: Roofline, device: torch.device, *, mem_limit_b
     row["probes"] = {kind: {"timing": timings.pop("probe_" + kind), "amount": amount,
                             **({"working_set_bytes": ws} if ws else {})}
                      for kind, (_, amount, ws) in probes.items()}
-    del probes
+    del probes  # its copy buffers (up to 256 MiB) must not count in the memory steps below
     row["empty_step_s"] = timings.pop("empty_step")["median_s"]
     passes = {k.removeprefix(PART): timings.pop(k)["median_s"] for k in list(timings)
               if k.startswith(PART)}
@@ -944,8 +948,7 @@ def _retimed_text(rows: list[dict[str, Any]], retime: dict[str, Any] | None) -> 
         tries = row.get("attempts")
         if not tries:
             continue
-        each = [f"{fmt_time(t['ours_s'])} at " + ", ".join(
-                    f"{k} {v:.2f}" for k, v in t["speed"].items())
+        each = [f"{fmt_time(t['ours_s'])} at {_speeds_text(t['speed'])}"
                 + (" (kept)" if t["kept"] else "")
                 if t["speed"] else f"{fmt_time(t['ours_s'])} (no probes)" for t in tries]
         parts.append(f"{row['label']}: ours " + "; ".join(each))

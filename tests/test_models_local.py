@@ -165,7 +165,8 @@ NATIVE_CASES = [
     # gradient's, K = 27 and 45 leaving row tails
     (3, 32, 3, 37, 1, 0, 1), (5, 32, 3, 30, 1, 1, 2),
     # batch 3 and 4, the same (4.2 MB); with AVX2 both gradients by blocks of 16 rows for O
-    # = 8, 16, 32 (K = 27: a block and a tail; K = 288: 18 blocks) and row by row for O =
+    # = 8, 16, 32 (K = 27: a block and a tail; K = 288: 18 blocks, and the forward's
+    # register tiles in two blocks of K, the second adding into the first) and row by row for O =
     # 24: batch 1 to 4 and O = 8, 16, 24 (4.3-5.3 MB); batch 4 and O >= 64 (input gradient
     # by quads with AVX2): dW streamed (4.7 MB, K = 63) and not (O = 72, K = 81), row tails
     (3, 32, 3, 37, 1, 0, 3), (3, 32, 3, 37, 1, 0, 4), (3, 24, 3, 44, 1, 0, 4),

@@ -320,6 +320,15 @@ static void gemv(long N, long K, const amat *A, const float *w, long ldw, float 
     }
 }
 
+/* Rows of W per block of a two-vector column strip: the strip's register tiles run over
+ * K in blocks of at most GEMM_KC rows (equal blocks), each adding into c after the first.
+ * AVX2 EPYC, forward calls (9 interleaved rounds): 16x16 C128 k3 B16 (K = 1152) 19.0 ->
+ * 17.1 ms, 8x8 C128 k5 B64 (K = 3200) 22.2 -> 17.8 ms; C32 (K = 288, two blocks of 144)
+ * and C64 unchanged (16x16 C32 B16 0.90 -> 0.91 ms, B4 0.25 -> 0.25, C64 4.18 -> 4.18);
+ * blocks of 128 and 384 rows measured the same as 256.  Not for streamed stores (a block's
+ * partial sums would leave the cache), which only the weight gradient uses, over K = B. */
+#define GEMM_KC 256
+
 /* C (M x N, row stride ldc) = A (M x K) @ W (K x N, row stride ldw).  Full vectors through
  * the micro-kernel, the last N % VL columns scalar.  Meanwhile the pf_bytes at pf_next are
  * prefetched (pf_next NULL: none), spread evenly over the k steps: a step moves the
@@ -330,15 +339,6 @@ static void gemv(long N, long K, const amat *A, const float *w, long ldw, float 
  * 7.50 ms that way and 5.64 ms spread (medians of 11 interleaved rounds, 11/11 faster);
  * forward + backward 0.79-0.95x across B = 16 and 64 shapes; two positions ahead was
  * slower again. */
-/* Rows of W per block of a two-vector column strip: the strip's register tiles run over
- * K in blocks of at most GEMM_KC rows (equal blocks), each adding into c after the first.
- * AVX2 EPYC, forward calls (9 interleaved rounds): 16x16 C128 k3 B16 (K = 1152) 19.0 ->
- * 17.1 ms, 8x8 C128 k5 B64 (K = 3200) 22.2 -> 17.8 ms; C32 (K = 288, two blocks of 144)
- * and C64 unchanged (16x16 C32 B16 0.90 -> 0.91 ms, B4 0.25 -> 0.25, C64 4.18 -> 4.18);
- * blocks of 128 and 384 rows measured the same as 256.  Not for streamed stores (a block's
- * partial sums would leave the cache), which only the weight gradient uses, over K = B. */
-#define GEMM_KC 256
-
 static void gemm(long M, long N, long K, amat A, const float *w, long ldw, float *c,
                  long ldc, const void *pf_next, long pf_bytes, int stream)
 {
