@@ -518,6 +518,20 @@ static void transpose_block(const float *src, long lds, float *dst, long ldd)
     transpose_regs(r);
     for (int i = 0; i < VL; i++) vstore(dst + i * ldd, r[i]);
 }
+
+/* The same, adding to each row i of dst the row (o + i) mod O of bias (row stride ldb,
+ * o < O) on the way out, so the output is not read back for its bias. */
+static void transpose_block_bias(const float *src, long lds, float *dst, long ldd,
+                                 const float *bias, long ldb, long o, long O)
+{
+    vf r[VL];
+    for (int i = 0; i < VL; i++) r[i] = vload(src + i * lds);
+    transpose_regs(r);
+    for (int i = 0; i < VL; i++) {
+        vstore(dst + i * ldd, r[i] + vload(bias + o * ldb));
+        o = o + 1 == O ? 0 : o + 1;
+    }
+}
 #endif
 
 #ifdef HAVE_SHUFFLES
@@ -1255,12 +1269,11 @@ static void store_y_group(const geom *g, const float *buf, long lg, long n,
     if (n == PG)
         for (; m0 + VL <= BO; m0 += VL)
             for (long i0 = 0; i0 < PG; i0 += VL) {
-                transpose_block(buf + i0 * BO + m0, BO, y + m0 * L + lg + i0, L);
                 if (bias)
-                    for (long r = 0; r < VL; r++) {
-                        float *d = y + (m0 + r) * L + lg + i0;
-                        vstore(d, vload(d) + vload(bias + ((m0 + r) % O) * L + lg + i0));
-                    }
+                    transpose_block_bias(buf + i0 * BO + m0, BO, y + m0 * L + lg + i0, L,
+                                         bias + lg + i0, L, m0 % O, O);
+                else
+                    transpose_block(buf + i0 * BO + m0, BO, y + m0 * L + lg + i0, L);
             }
 #endif
     for (long i = 0; i < n; i++)
