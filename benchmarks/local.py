@@ -539,43 +539,68 @@ def _speeds_text(speed: dict[str, float]) -> str:
     return ", ".join(f"{k} {v:.2f}" for k, v in speed.items())
 
 
-#: A shape whose rounds ran with any probe below this fraction of the best the run had seen
-#: by then is timed again (:func:`retimed`), at most RETIME_MAX more times.
+#: A shape whose rounds ran with any probe below this fraction of the best the whole run saw
+#: is timed again at the end of the run (:func:`retime_slow`), at most RETIME_MAX more times.
 RETIME_BELOW = 0.8
 RETIME_MAX = 2
 
 
-def retimed(run_once: Callable[[], dict[str, Any]], earlier: list[dict[str, Any]],
-            roof: Roofline) -> dict[str, Any]:
-    """One shape's row from ``run_once`` (:func:`run_shape`), run again while its probes
-    say the machine was slow during its rounds: below RETIME_BELOW of the best rates of
-    ``earlier`` rows, the start ceilings and its own attempts, up to RETIME_MAX more times.
-
-    Why: on a shared VM a neighbour can take half the memory bandwidth for minutes, and a
-    shape timed then measures the neighbour, not the layer against this machine's floor.
-    The attempt kept is the one whose slowest probe ran fastest, chosen by the probes
-    alone, never by the contenders' times; every attempt's speeds and ours' time are kept
-    in the row's ``attempts`` for the report."""
-    attempts: list[dict[str, Any]] = []
-    while True:
-        attempts.append(run_once())
-        best_mm, best_copy = best_rates([*earlier, *attempts], roof)
-        speeds = [row_speed(a, best_mm, best_copy) for a in attempts]
-        last = speeds[-1]
-        if last is None or min(last.values()) >= RETIME_BELOW or len(attempts) > RETIME_MAX:
-            break
-        log(f"  {attempts[-1]['label']}: machine at {_speeds_text(last)} of the best so far "
-            f"during its rounds: timing it again (attempt {len(attempts) + 1} of at most "
-            f"{RETIME_MAX + 1})")
-    if len(attempts) == 1:
-        return attempts[0]
+def _kept_attempt(attempts: list[dict[str, Any]], best_mm: float | None,
+                  best_copy: dict[int, float]) -> tuple[int, list[dict[str, float] | None]]:
+    """Which of a shape's attempts is kept: the one whose slowest probe ran fastest against
+    the given best rates (chosen by the probes alone); with every attempt's speeds."""
+    speeds = [row_speed(a, best_mm, best_copy) for a in attempts]
     keep = max(range(len(attempts)),
                key=lambda i: min(speeds[i].values()) if speeds[i] else -1.0)
-    row = attempts[keep]
-    row["attempts"] = [{"speed": sp, "kept": i == keep,
-                        "ours_s": (a["contenders"]["ours"].get("timing") or {}).get("median_s")}
-                       for i, (a, sp) in enumerate(zip(attempts, speeds, strict=True))]
-    return row
+    return keep, speeds
+
+
+def retime_slow(first: list[dict[str, Any]], run_again: Callable[[int], dict[str, Any]],
+                roof: Roofline) -> list[dict[str, Any]]:
+    """The rows of ``first`` (one per shape, timed once each), where a shape's probes say
+    the machine was slow during its rounds replaced by the best of further attempts made at
+    the end of the run: ``run_again(i)`` times shape ``i`` again while its kept attempt has
+    a probe below RETIME_BELOW of the best rates the run has seen (every attempt of every
+    shape, and ``roof``'s copy ceilings), in at most RETIME_MAX passes over the shapes still
+    slow.
+
+    Why at the end: on a shared VM a neighbour can take half the memory bandwidth or the
+    cache for minutes, so an attempt right after a slow one often meets the same neighbour;
+    and a shape timed early is judged against the best of the whole run, not only of the
+    shapes before it. The attempt kept is the one whose slowest probe ran fastest, never
+    chosen by the contenders' times; every attempt's speeds and ours' time are kept in the
+    row's ``attempts`` for the report."""
+    attempts = [[row] for row in first]
+
+    def best() -> tuple[float | None, dict[int, float]]:
+        return best_rates([a for tries in attempts for a in tries], roof)
+
+    for _ in range(RETIME_MAX):
+        best_mm, best_copy = best()
+        slow = []
+        for i, tries in enumerate(attempts):
+            keep, speeds = _kept_attempt(tries, best_mm, best_copy)
+            if speeds[keep] and min(speeds[keep].values()) < RETIME_BELOW:
+                slow.append((i, speeds[keep]))
+        for i, speed in slow:
+            log(f"  {first[i]['label']}: machine at {_speeds_text(speed)} of the run's best "
+                f"during its rounds: timing it again (attempt {len(attempts[i]) + 1} of at "
+                f"most {RETIME_MAX + 1})")
+            attempts[i].append(run_again(i))
+    best_mm, best_copy = best()
+    rows = []
+    for tries in attempts:
+        if len(tries) == 1:
+            rows.append(tries[0])
+            continue
+        keep, speeds = _kept_attempt(tries, best_mm, best_copy)
+        row = tries[keep]
+        row["attempts"] = [
+            {"speed": sp, "kept": i == keep,
+             "ours_s": (a["contenders"]["ours"].get("timing") or {}).get("median_s")}
+            for i, (a, sp) in enumerate(zip(tries, speeds, strict=True))]
+        rows.append(row)
+    return rows
 
 
 # --------------------------------------------------------------------------- one shape
@@ -794,11 +819,12 @@ def empty_step(shape: Shape, device: torch.device) -> Callable[[], None]:
 
 
 def kernel_passes(shape: Shape, device: torch.device) -> dict[str, Callable[[], Any]] | None:
-    """The parts of ours' step, each to be timed on its own: the fused kernel's forward,
-    weight-gradient and input-gradient passes, its bias-gradient sum, and the packing of the
-    input and unpacking of its gradient (the layout copies), each called straight through
-    ``lc_native.library()`` on the step's shapes; and ``sequence``, a step's two calls back
-    to back (each pass then starts with what the previous one left in cache). What a full
+    """The parts of ours' step, each to be timed on its own: the fused kernel's forward
+    (adding a bias, as the layer's does), weight-gradient and input-gradient passes, its
+    bias-gradient sum, and the packing of the input and unpacking of its gradient (the
+    layout copies), each called straight through ``lc_native.library()`` on the step's
+    shapes; and ``sequence``, a step's two calls back to back (each pass then starts with
+    what the previous one left in cache). What a full
     step takes beyond the sequence is Python, autograd and allocation. :func:`run_shape`
     times them in the same rounds as the step, so the differences are not the machine's
     drift between two moments. None where the kernel does not run (GPU, no compiler)."""
@@ -812,6 +838,7 @@ def kernel_passes(shape: Shape, device: torch.device) -> dict[str, Callable[[], 
     w = torch.randn(L, K, c, generator=g)
     dy = torch.randn(b, c, L, generator=g)
     x = torch.randn(b, c, n, n, generator=g)
+    bias = torch.randn(c, L, generator=g)
     dw, dxt, y, db = torch.empty_like(w), torch.empty_like(xt), torch.empty_like(dy), \
         torch.empty(c, L)
     dx = torch.empty_like(x)
@@ -827,7 +854,7 @@ def kernel_passes(shape: Shape, device: torch.device) -> dict[str, Callable[[], 
                                        0, L, gm, want_dw, want_dx)
 
     calls = {
-        "forward": lambda: lib.lc_forward(None, p(xt), p(w), None, p(y), p(work), 0, L, gm),
+        "forward": lambda: lib.lc_forward(None, p(xt), p(w), p(bias), p(y), p(work), 0, L, gm),
         "weight_grad": backward(None, 1, 0),
         "input_grad": backward(None, 0, 1),
         "bias_grad": backward(db, 0, 0),
@@ -835,7 +862,7 @@ def kernel_passes(shape: Shape, device: torch.device) -> dict[str, Callable[[], 
         "unpack": lambda: lib.lc_unpack((ctypes.c_void_p * 1)(dxt.data_ptr()), 1, p(dx), gm),
         # a step's two C calls back to back, as the layer makes them, without Python around
         "sequence": lambda: (
-            lib.lc_forward(p(x), p(xt), p(w), None, p(y), p(work), 0, L, gm),
+            lib.lc_forward(p(x), p(xt), p(w), p(bias), p(y), p(work), 0, L, gm),
             lib.lc_backward(p(xt), p(w), p(dy), p(dw), p(dxt), p(db), p(dx), p(work), 0, L,
                             gm, 1, 1)),
     }
@@ -942,7 +969,7 @@ def _raised_text(raised: list[dict[str, Any]]) -> str:
 
 
 def _retimed_text(rows: list[dict[str, Any]], retime: dict[str, Any] | None) -> list[str]:
-    """The paragraph naming the shapes timed again (:func:`retimed`) and every attempt."""
+    """The paragraph naming the shapes timed again (:func:`retime_slow`) and every attempt."""
     parts = []
     for row in rows:
         tries = row.get("attempts")
@@ -954,12 +981,20 @@ def _retimed_text(rows: list[dict[str, Any]], retime: dict[str, Any] | None) -> 
         parts.append(f"{row['label']}: ours " + "; ".join(each))
     if not parts or not retime:
         return []
-    return [f"**Timed again**: a shape during whose rounds a probe (the matmul, the copy "
-            "over the floor's working set, or the copy that stays in the last-level cache) "
-            f"ran below {retime['below']:g} of the best the run had seen by then is timed "
-            f"again, at most {retime['max_more']} more times, and the attempt whose slowest "
-            "probe ran fastest is kept (chosen by the probes alone, not by any contender's "
-            "time). " + ". ".join(parts) + "."]
+    probes = ("a probe (the matmul, the copy over the floor's working set, or the copy that "
+              "stays in the last-level cache)")
+    if retime.get("when") == "end of run":
+        rule = (f"after every shape had been timed once, each shape during whose rounds "
+                f"{probes} ran below {retime['below']:g} of the best the whole run saw was "
+                f"timed again at the end of the run, in at most {retime['max_more']} more "
+                "passes over the shapes still below")
+    else:  # results from before the end-of-run passes: right after the slow attempt
+        rule = (f"a shape during whose rounds {probes} ran below {retime['below']:g} of the "
+                f"best the run had seen by then is timed again, at most "
+                f"{retime['max_more']} more times")
+    return [f"**Timed again**: {rule}, and the attempt whose slowest probe ran fastest is "
+            "kept (chosen by the probes alone, not by any contender's time). "
+            + ". ".join(parts) + "."]
 
 
 def render(data: dict[str, Any]) -> str:
@@ -1161,13 +1196,14 @@ def run(quick: bool = False, *, device: str = "auto", mem_limit_gib: float = 3.0
     log(f"local: measuring this device's ceilings ({len(grid)} shapes to run)")
     roof_start = measure_ceilings(dev)
     limit = int(mem_limit_gib * 2**30)
-    rows = []
-    for i, shape in enumerate(grid):
-        log(f"local [{i + 1}/{len(grid)}] {shape.label}")
-        rows.append(retimed(lambda shape=shape: run_shape(
-            shape, roof_start, dev, mem_limit_bytes=limit, time_limit_s=time_limit_s,
-            repeats=repeats, rounds=rounds, min_run_time_s=min_run_time_s,
-            contenders=CONTENDERS), rows, roof_start))
+
+    def run_one(i: int) -> dict[str, Any]:
+        log(f"local [{i + 1}/{len(grid)}] {grid[i].label}")
+        return run_shape(grid[i], roof_start, dev, mem_limit_bytes=limit,
+                         time_limit_s=time_limit_s, repeats=repeats, rounds=rounds,
+                         min_run_time_s=min_run_time_s, contenders=CONTENDERS)
+
+    rows = retime_slow([run_one(i) for i in range(len(grid))], run_one, roof_start)
     log(f"local: profiling ours and its bmm path at {PROFILE_SHAPE.label}")
     ops = profile_ops(PROFILE_SHAPE, dev)
     roof_end = measure_ceilings(dev)
@@ -1201,7 +1237,7 @@ def run(quick: bool = False, *, device: str = "auto", mem_limit_gib: float = 3.0
         "time_limit_s": time_limit_s,
         "rounds": rounds,
         "repeats": repeats,
-        "retime": {"below": RETIME_BELOW, "max_more": RETIME_MAX},
+        "retime": {"below": RETIME_BELOW, "max_more": RETIME_MAX, "when": "end of run"},
         "goals": {"vs_broadcast": GOAL_VS_BROADCAST, "vs_floor": GOAL_VS_FLOOR,
                   "floor_max_batch": GOAL_FLOOR_MAX_BATCH, "memory": GOAL_MEMORY},
         "rows": rows,
