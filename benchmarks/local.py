@@ -631,7 +631,7 @@ def run_shape(shape: Shape, roof: Roofline, device: torch.device, *, mem_limit_b
     is measured in a step of its own.
     """
     torch.manual_seed(0)
-    lc_native.grad_pool.clear()
+    lc_native.release()  # kept gradients and scratch of earlier shapes do not count here
     row: dict[str, Any] = {"shape": asdict(shape), "label": shape.label,
                            "floor": floor_for(shape, roof),
                            "conv_floor": floor_for(shape, roof, sharing="conv"),
@@ -738,7 +738,7 @@ def run_shape(shape: Shape, roof: Roofline, device: torch.device, *, mem_limit_b
                        memory_method=mem.method)
         _clear(leaves)
     ready.clear()
-    lc_native.grad_pool.clear()  # the next shape starts with no pooled gradient
+    lc_native.release()  # the next shape starts with nothing kept by this one
     gc.collect()
     _ratios(row)
     return row

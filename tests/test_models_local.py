@@ -401,6 +401,34 @@ def test_kept_memory_counts_the_operators_scratch():
 
 
 @needs_native
+@pytest.mark.parametrize("op", ["cpp", "python"])
+def test_release_drops_what_larger_shapes_left_kept(op, monkeypatch):
+    if op == "cpp" and lc_op.operator() is None:
+        pytest.skip(f"C++ operator unavailable: {lc_op.status()}")
+    if op == "python":
+        monkeypatch.setattr(lc_op, "operator", lambda: None)
+
+    def step(c: int, n: int, b: int) -> int:
+        """Bytes of scratch a step of this shape needs (one part per thread)."""
+        lc = LocallyConnected2d(c, c, 3, n)
+        x = torch.randn(b, c, n, n, requires_grad=True)
+        lc(x).sum().backward()
+        pl = lc_native.plan(lc_native.geometry(x.shape, c, lc.kernel_size, lc.stride,
+                                               lc.padding, lc.out_size),
+                            torch.get_num_threads())
+        return 4 * pl.work_floats * len(pl.parts)
+
+    big = step(32, 16, 8)
+    assert lc_native.held_bytes() >= big
+    lc_native.release()
+    small = step(4, 6, 1)
+    assert small < big // 10
+    # the pooled gradient is gone; the scratch is what the small step needs
+    assert lc_native.grad_pool.held_bytes() == 0
+    assert lc_native.held_bytes() < big // 2
+
+
+@needs_native
 def test_failed_operator_build_is_reported_and_the_python_path_serves(monkeypatch, tmp_path):
     monkeypatch.setenv("GARDENPATH_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("CXX", shutil.which("false"))

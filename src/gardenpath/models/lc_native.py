@@ -315,6 +315,18 @@ def held_bytes() -> int:
     return grad_pool.held_bytes() + scratch + lc_op.scratch_bytes()
 
 
+def release() -> None:
+    """Drop what the fused kernel keeps between calls (:func:`held_bytes`): the pooled
+    weight gradients, this thread's scratch (Python path), and the C++ operator's scratch
+    (each thread frees it at its next call). What a step keeps then is what its own
+    shapes need, not the largest shapes run before."""
+    from gardenpath.models import lc_op  # lc_op imports this module
+
+    grad_pool.clear()
+    _scratch.bufs = None
+    lc_op.release_scratch()
+
+
 def _work(like: torch.Tensor, floats: int, parts: int) -> list[torch.Tensor]:
     """Per-part scratch buffers of ``floats`` floats, kept per calling thread between calls
     (the kernel only uses them during a call, so reusing them is safe)."""

@@ -102,6 +102,13 @@ def status() -> str:
     return _load()[1]
 
 
+def release_scratch() -> None:
+    """Have every thread free the scratch the C++ operator keeps at its next call (it keeps
+    the largest any call needed until then); nothing where the operator is not loaded."""
+    if _load.cache_info().currsize and operator() is not None:
+        torch.ops.gardenpath.release_scratch()
+
+
 def locally_connected(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                       kernel: tuple[int, int], stride: tuple[int, int],
                       padding: tuple[int, int], out_size: tuple[int, int]) -> torch.Tensor:
