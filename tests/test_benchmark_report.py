@@ -1,8 +1,9 @@
-"""The local benchmark's breakdown of ours' step: differences of times measured in the
-same rounds, shown with their sign, beside the empty autograd step."""
+"""The local benchmark's report: the breakdown of ours' step (differences of times
+measured in the same rounds, shown with their sign, beside the empty autograd step), and
+the ceilings line naming every measurement the floors took the best of."""
 
 from benchmarks.common import fmt_time
-from benchmarks.local import _passes_section
+from benchmarks.local import _ceilings_text, _passes_section
 
 
 def _row(step_s: float, sequence_s: float, empty_s: float | None) -> dict:
@@ -35,3 +36,21 @@ def test_python_and_autograd_is_the_step_minus_the_sequence_beside_the_empty_ste
 def test_rows_from_before_the_empty_step_was_timed_show_a_dash() -> None:
     lines = _passes_section([_row(1.2e-3, 9e-4, None)], peak=6e10)
     assert lines[-1].splitlines()[-1].strip().endswith("| - |")
+
+
+def _ceilings(gflops: list[float]) -> dict:
+    peaks = [{"peak_flops_per_s": g * 1e9} for g in gflops]
+    return {"ceilings": {"peak_flops_per_s": max(gflops) * 1e9}, "ceilings_start": peaks[0],
+            "ceilings_end": peaks[-1], "ceilings_between": peaks[1:-1],
+            "flops_ceiling_source": "measure.roofline"}
+
+
+def test_the_ceilings_line_names_how_many_measurements_and_their_spread() -> None:
+    text = _ceilings_text(_ceilings([76.4, 91.0, 88.5, 69.6]), "16 MiB: 50")
+    assert "the best of 4 measurements" in text and "91 GFLOP/s" in text
+    assert "ranged from 69.6 to 91 GFLOP/s" in text and text.endswith("16 MiB: 50")
+    # results from before the ceilings were measured between shapes: start and end only
+    old = _ceilings([76.4, 69.6])
+    del old["ceilings_between"]
+    assert "the 76.4 and 69.6 GFLOP/s measured by `measure.roofline` at start and end" \
+        in _ceilings_text(old, "16 MiB: 50")
