@@ -166,8 +166,8 @@ NATIVE_CASES = [
     (3, 32, 3, 37, 1, 0, 1), (5, 32, 3, 30, 1, 1, 2),
     # batch 3 and 4, the same (4.2 MB); with AVX2 both gradients by blocks of 16 rows for O
     # = 8, 16, 32 (K = 27: a block and a tail; K = 288: 18 blocks, and the forward's
-    # register tiles in two blocks of K, the second adding into the first) and row by row for O =
-    # 24: batch 1 to 4 and O = 8, 16, 24 (4.3-5.3 MB); batch 4 and O >= 64 (input gradient
+    # register tiles in two blocks of K, the second adding into the first) and row by row
+    # for O = 24: batch 1 to 4 and O = 8, 16, 24 (4.3-5.3 MB); batch 4 and O >= 64 (input gradient
     # by quads with AVX2): dW streamed (4.7 MB, K = 63) and not (O = 72, K = 81), row tails
     (3, 32, 3, 37, 1, 0, 3), (3, 32, 3, 37, 1, 0, 4), (3, 24, 3, 44, 1, 0, 4),
     (3, 8, 3, 75, 1, 0, 4), (3, 16, 3, 52, 1, 0, 3), (3, 8, 3, 75, 1, 0, 2),
@@ -385,18 +385,24 @@ def test_operator_refuses_a_geometry_that_does_not_match_its_tensors():
             lc_op.operator()(x, lc.weight, lc.bias, None, bad)
 
 
+def _step_scratch_bytes(c: int, n: int, b: int) -> int:
+    """Run a training step of a c -> c, 3x3 layer on (b, c, n, n); the bytes of scratch it
+    needs (one part per thread, as lc_native.plan splits them)."""
+    lc = LocallyConnected2d(c, c, 3, n)
+    x = torch.randn(b, c, n, n, requires_grad=True)
+    lc(x).sum().backward()
+    pl = lc_native.plan(lc_native.geometry(x.shape, c, lc.kernel_size, lc.stride,
+                                           lc.padding, lc.out_size), torch.get_num_threads())
+    return 4 * pl.work_floats * len(pl.parts)
+
+
 @needs_native
 def test_kept_memory_counts_the_operators_scratch():
     if lc_op.operator() is None:
         pytest.skip(f"C++ operator unavailable: {lc_op.status()}")
-    lc = LocallyConnected2d(8, 8, 3, 12)
-    x = torch.randn(3, 8, 12, 12, requires_grad=True)
-    lc(x).sum().backward()
-    geometry = lc_native.geometry(x.shape, 8, lc.kernel_size, lc.stride, lc.padding,
-                                  lc.out_size)
-    pl = lc_native.plan(geometry, torch.get_num_threads())
+    need = _step_scratch_bytes(8, 12, 3)
     kept = lc_op.scratch_bytes()
-    assert kept >= 4 * pl.work_floats * len(pl.parts)
+    assert kept >= need
     assert lc_native.held_bytes() >= kept + lc_native.grad_pool.held_bytes()
 
 
@@ -407,21 +413,10 @@ def test_release_drops_what_larger_shapes_left_kept(op, monkeypatch):
         pytest.skip(f"C++ operator unavailable: {lc_op.status()}")
     if op == "python":
         monkeypatch.setattr(lc_op, "operator", lambda: None)
-
-    def step(c: int, n: int, b: int) -> int:
-        """Bytes of scratch a step of this shape needs (one part per thread)."""
-        lc = LocallyConnected2d(c, c, 3, n)
-        x = torch.randn(b, c, n, n, requires_grad=True)
-        lc(x).sum().backward()
-        pl = lc_native.plan(lc_native.geometry(x.shape, c, lc.kernel_size, lc.stride,
-                                               lc.padding, lc.out_size),
-                            torch.get_num_threads())
-        return 4 * pl.work_floats * len(pl.parts)
-
-    big = step(32, 16, 8)
+    big = _step_scratch_bytes(32, 16, 8)
     assert lc_native.held_bytes() >= big
     lc_native.release()
-    small = step(4, 6, 1)
+    small = _step_scratch_bytes(4, 6, 1)
     assert small < big // 10
     # the pooled gradient is gone; the scratch is what the small step needs
     assert lc_native.grad_pool.held_bytes() == 0

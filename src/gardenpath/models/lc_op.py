@@ -89,12 +89,15 @@ def operator() -> Any:
     return _load()[0]
 
 
+def _loaded() -> bool:
+    """Whether the operator is loaded (asking never triggers its build)."""
+    return _load.cache_info().currsize > 0 and operator() is not None
+
+
 def scratch_bytes() -> int:
     """Bytes of kernel scratch the C++ operator keeps between calls (0 where it is not
     loaded; building it is not triggered)."""
-    if _load.cache_info().currsize == 0 or operator() is None:
-        return 0
-    return int(torch.ops.gardenpath.scratch_bytes())
+    return int(torch.ops.gardenpath.scratch_bytes()) if _loaded() else 0
 
 
 def status() -> str:
@@ -105,7 +108,7 @@ def status() -> str:
 def release_scratch() -> None:
     """Have every thread free the scratch the C++ operator keeps at its next call (it keeps
     the largest any call needed until then); nothing where the operator is not loaded."""
-    if _load.cache_info().currsize and operator() is not None:
+    if _loaded():
         torch.ops.gardenpath.release_scratch()
 
 
