@@ -221,6 +221,28 @@ def test_fused_kernel_equals_the_bmm_path(case, threads, autograd_path):
 
 
 @needs_native
+def test_one_layer_serves_batches_of_any_size_in_turn(autograd_path):
+    """The layer keeps the kernel's geometry between calls, by batch size: calls with
+    batches of 3, 2 and 3 each give the bmm path's output and gradients, and an input of
+    the wrong shape is still refused, saying what was expected."""
+    torch.manual_seed(0)
+    lc = LocallyConnected2d(3, 5, 3, 6, padding=1)
+    for b in (3, 2, 3):
+        x = torch.randn(b, 3, 6, 6, requires_grad=True)
+        y = lc(x)
+        dy = torch.randn_like(y)
+        got = torch.autograd.grad(y, (x, lc.weight, lc.bias), dy)
+        y_ref = lc.forward_bmm(x)
+        want = torch.autograd.grad(y_ref, (x, lc.weight, lc.bias), dy)
+        torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5)
+        for g, w in zip(got, want, strict=True):
+            torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-5)
+    for bad in (torch.randn(3, 6, 6), torch.randn(2, 4, 6, 6), torch.randn(2, 3, 6, 5)):
+        with pytest.raises(ValueError, match=r"expected \(B, 3, 6, 6\)"):
+            lc(bad)
+
+
+@needs_native
 @pytest.mark.parametrize("shift", [0, 1, 4, 13])
 @pytest.mark.parametrize("b, o, n", [(4, 24, 44), (8, 16, 52)])
 def test_any_start_of_the_work_buffer_gives_the_same_results_and_stays_inside(shift, b, o, n):

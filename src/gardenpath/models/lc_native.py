@@ -30,7 +30,6 @@ from typing import Any
 
 import torch
 from torch.autograd.function import once_differentiable
-from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 SOURCE = Path(__file__).with_name("lc_kernel.c")
 FLAGS = ("-O3", "-march=native", "-ffp-contract=fast", "-funroll-loops", "-shared", "-fPIC",
@@ -179,7 +178,9 @@ def applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
     the layer's arithmetic as aten operators, so they get the bmm path)."""
     return (x.is_cpu and weight.is_cpu  # not .device: it builds an object per call
             and x.dtype == torch.float32 and weight.dtype == torch.float32
-            and _get_current_dispatch_mode() is None
+            # what torch.utils._python_dispatch._get_current_dispatch_mode() is None tests,
+            # without its Python frame
+            and not torch._C._len_torch_dispatch_stack()
             and not torch.overrides._is_torch_function_mode_enabled()
             and available())
 

@@ -78,14 +78,15 @@ def _load() -> tuple[Any, str]:
         return None, why
     try:
         torch.ops.load_library(str(path))
-        return (torch.ops.gardenpath.locally_connected,
+        # the overload itself: called through its packet, each call costs ~3 us more
+        return (torch.ops.gardenpath.locally_connected.default,
                 f"C++ autograd operator{single} ({path.name})")
     except (OSError, RuntimeError) as exc:
         return None, f"load failed: {lc_native.error_line(str(exc))}"
 
 
 def operator() -> Any:
-    """``torch.ops.gardenpath.locally_connected``, or None where it did not build."""
+    """``torch.ops.gardenpath.locally_connected.default``, or None where it did not build."""
     return _load()[0]
 
 
@@ -113,16 +114,17 @@ def release_scratch() -> None:
 
 
 def locally_connected(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                      kernel: tuple[int, int], stride: tuple[int, int],
-                      padding: tuple[int, int], out_size: tuple[int, int]) -> torch.Tensor:
+                      geometry: tuple[int, ...]) -> torch.Tensor:
     """The fused kernel's forward, differentiable: through the C++ operator when it built,
     else through :class:`lc_native.LocalFn` (the caller has checked
-    :func:`lc_native.applies`). A large weight gradient is written into
-    :data:`lc_native.grad_pool`'s buffer when nothing else holds it."""
+    :func:`lc_native.applies`). ``geometry`` is :func:`lc_native.geometry` of the call. A
+    large weight gradient is written into :data:`lc_native.grad_pool`'s buffer when nothing
+    else holds it."""
     op = operator()
     if op is None:
-        return lc_native.LocalFn.apply(x, weight, bias, kernel, stride, padding, out_size)
+        _, _, _, _, ph, pw, kh, kw, sh, sw, ho, wo, _ = geometry
+        return lc_native.LocalFn.apply(x, weight, bias, (kh, kw), (sh, sw), (ph, pw),
+                                       (ho, wo))
     buf = lc_native.grad_pool.reuse(weight) \
         if weight.requires_grad and torch.is_grad_enabled() else None
-    return op(x, weight, bias, buf,
-              lc_native.geometry(x.shape, weight.shape[2], kernel, stride, padding, out_size))
+    return op(x, weight, bias, buf, geometry)
