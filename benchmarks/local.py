@@ -42,6 +42,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import gc
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -71,6 +72,7 @@ from gardenpath.measure.roofline import (
     bandwidth_kernel,
     matmul_kernel,
 )
+from gardenpath.measure.timing import time_fn
 from gardenpath.measure.traffic import layer_traffic
 from gardenpath.models import lc_native, lc_op
 from gardenpath.models.local import LocallyConnected2d
@@ -556,8 +558,56 @@ def _kept_attempt(attempts: list[dict[str, Any]], best_mm: float | None,
     return keep, speeds
 
 
+#: Before each pass of :func:`retime_slow` the machine is probed again, every QUIET_POLL_S,
+#: until every probe runs at RETIME_BELOW of the run's best or QUIET_WAIT_S have passed (then
+#: the pass runs anyway): on this VM a neighbour's load comes and goes within minutes (the
+#: 1024 x 1024 matmul, sampled every two minutes for half an hour, ran at 53-81 GFLOP/s
+#: against 88 at best), so a pass started in a quiet minute meets fewer slow rounds.
+QUIET_WAIT_S = 300.0
+QUIET_POLL_S = 20.0
+
+
+def probe_speeds(rows: list[dict[str, Any]], best_mm: float | None,
+                 best_copy: dict[int, float], device: torch.device) -> dict[str, float]:
+    """How fast the machine is now: the matmul probe and a copy over each working set the
+    copy probes of ``rows`` ran over, each timed once (0.1 s) on its own, over the best rate
+    the run has seen (``best_rates``). Keys: ``matmul`` and ``copy <working set>``."""
+    speeds: dict[str, float] = {}
+    if best_mm:
+        matmul, flops = matmul_kernel(PROBE_MATMUL_N, torch.float32, device)
+        t = time_fn(matmul, device=device, min_run_time_s=0.1).median_s
+        speeds["matmul"] = flops / t / best_mm
+    for ws in sorted({_probe_set(r, k) for r in rows for k in COPY_PROBES
+                      if _probe_rate(r, k) and _probe_set(r, k) in best_copy}):
+        copy, moved = bandwidth_kernel("copy", ws, torch.float32, device)
+        t = time_fn(copy, device=device, min_run_time_s=0.1).median_s
+        speeds[f"copy {fmt_bytes(ws)}"] = moved / t / best_copy[ws]
+        del copy  # up to 256 MiB of buffers
+    return speeds
+
+
+def wait_for_quiet(measure: Callable[[], dict[str, float]], *, max_s: float = QUIET_WAIT_S,
+                   poll_s: float = QUIET_POLL_S, sleep: Callable[[float], Any] = time.sleep,
+                   clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
+    """Call ``measure()`` (speeds, 1 = the run's best) until every speed is at least
+    RETIME_BELOW, sleeping ``poll_s`` between calls, but no longer than ``max_s`` in all.
+    Returns ``waited_s``, ``checks``, the last ``speeds`` and whether the machine was
+    ``quiet`` then."""
+    start, checks = clock(), 0
+    while True:
+        speeds = measure()
+        checks += 1
+        quiet = min(speeds.values(), default=1.0) >= RETIME_BELOW
+        waited = clock() - start
+        if quiet or waited + poll_s > max_s:
+            return {"waited_s": waited, "checks": checks, "speeds": speeds, "quiet": quiet}
+        sleep(poll_s)
+
+
 def retime_slow(first: list[dict[str, Any]], run_again: Callable[[int], dict[str, Any]],
-                roof: Roofline) -> list[dict[str, Any]]:
+                roof: Roofline, settle: Callable[[list[dict[str, Any]], float | None,
+                                                  dict[int, float]], Any] | None = None
+                ) -> list[dict[str, Any]]:
     """The rows of ``first`` (one per shape, timed once each), where a shape's probes say
     the machine was slow during its rounds replaced by the best of further attempts made at
     the end of the run: ``run_again(i)`` times shape ``i`` again while its kept attempt has
@@ -570,7 +620,9 @@ def retime_slow(first: list[dict[str, Any]], run_again: Callable[[int], dict[str
     and a shape timed early is judged against the best of the whole run, not only of the
     shapes before it. The attempt kept is the one whose slowest probe ran fastest, never
     chosen by the contenders' times; every attempt's speeds and ours' time are kept in the
-    row's ``attempts`` for the report."""
+    row's ``attempts`` for the report. ``settle(rows, best_mm, best_copy)``, if given, is
+    called before each pass with the kept attempts of the shapes that pass times again
+    (:func:`run` waits there for a quiet machine)."""
     attempts = [[row] for row in first]
 
     def best() -> tuple[float | None, dict[int, float]]:
@@ -582,8 +634,10 @@ def retime_slow(first: list[dict[str, Any]], run_again: Callable[[int], dict[str
         for i, tries in enumerate(attempts):
             keep, speeds = _kept_attempt(tries, best_mm, best_copy)
             if speeds[keep] and min(speeds[keep].values()) < RETIME_BELOW:
-                slow.append((i, speeds[keep]))
-        for i, speed in slow:
+                slow.append((i, speeds[keep], tries[keep]))
+        if slow and settle is not None:
+            settle([kept for *_, kept in slow], best_mm, best_copy)
+        for i, speed, _ in slow:
             log(f"  {first[i]['label']}: machine at {_speeds_text(speed)} of the run's best "
                 f"during its rounds: timing it again (attempt {len(attempts[i]) + 1} of at "
                 f"most {RETIME_MAX + 1})")
@@ -1015,7 +1069,22 @@ def _retimed_text(rows: list[dict[str, Any]], retime: dict[str, Any] | None) -> 
                 f"{retime['max_more']} more times")
     return [f"**Timed again**: {rule}, and the attempt whose slowest probe ran fastest is "
             "kept (chosen by the probes alone, not by any contender's time). "
-            + ". ".join(parts) + "."]
+            + ". ".join(parts) + "." + _waits_text(retime)]
+
+
+def _waits_text(retime: dict[str, Any]) -> str:
+    """How long each re-timing pass waited for a quiet machine (results from before the
+    waits: nothing)."""
+    waits = retime.get("waits")
+    if not waits:
+        return ""
+    each = [f"pass {i} after {w['waited_s']:.0f} s, " + ("the machine at " if w["quiet"]
+                                                          else "still slow: ")
+            + _speeds_text(w["speeds"]) for i, w in enumerate(waits, 1)]
+    return (f" Before each pass the matmul and the copies over those shapes' working sets "
+            f"were timed every {retime['quiet_poll_s']:.0f} s until each ran at "
+            f"{retime['below']:g} of the run's best or {retime['quiet_wait_s']:.0f} s had "
+            f"passed: " + "; ".join(each) + ".")
 
 
 def render(data: dict[str, Any]) -> str:
@@ -1207,8 +1276,10 @@ def _profile_section(prof: dict[str, Any] | None) -> list[str]:
 
 def run(quick: bool = False, *, device: str = "auto", mem_limit_gib: float = 3.0,
         time_limit_s: float = 2.0, repeats: int = 5, rounds: int = 3,
-        min_run_time_s: float = 0.3, shapes: list[Shape] | None = None) -> dict[str, Any]:
-    """Run the locally connected benchmark; returns the JSON-ready results."""
+        min_run_time_s: float = 0.3, shapes: list[Shape] | None = None,
+        quiet_wait_s: float = QUIET_WAIT_S) -> dict[str, Any]:
+    """Run the locally connected benchmark; returns the JSON-ready results. Before each
+    pass of timing slow shapes again, waits up to ``quiet_wait_s`` for a quiet machine."""
     dev = resolve_device(device)
     env = environment(dev)
     grid = shapes or (QUICK_GRID if quick else FULL_GRID)
@@ -1229,8 +1300,21 @@ def run(quick: bool = False, *, device: str = "auto", mem_limit_gib: float = 3.0
                          min_run_time_s=min_run_time_s, contenders=CONTENDERS)
 
     first = [run_one(i) for i in range(len(grid))]
+    waits: list[dict[str, Any]] = []
+
+    def settle(slow: list[dict[str, Any]], best_mm: float | None,
+               best_copy: dict[int, float]) -> None:
+        log(f"local: {len(slow)} shape(s) to time again; waiting up to {quiet_wait_s:.0f} s "
+            f"for every probe to run at {RETIME_BELOW:g} of the run's best")
+        rec = wait_for_quiet(lambda: probe_speeds(slow, best_mm, best_copy, dev),
+                             max_s=quiet_wait_s)
+        log(f"local: after {rec['waited_s']:.0f} s the machine ran at "
+            f"{_speeds_text(rec['speeds'])}" + ("" if rec["quiet"] else ": timing anyway"))
+        waits.append(rec)
+
     # judged against the copy ceilings measured so far too, as machine_speed judges them
-    rows = retime_slow(first, run_one, functools.reduce(best_of, [roof_start, *between]))
+    rows = retime_slow(first, run_one, functools.reduce(best_of, [roof_start, *between]),
+                       settle)
     log(f"local: profiling ours and its bmm path at {PROFILE_SHAPE.label}")
     ops = profile_ops(PROFILE_SHAPE, dev)
     roof_end = measure_ceilings(dev)
@@ -1265,7 +1349,9 @@ def run(quick: bool = False, *, device: str = "auto", mem_limit_gib: float = 3.0
         "time_limit_s": time_limit_s,
         "rounds": rounds,
         "repeats": repeats,
-        "retime": {"below": RETIME_BELOW, "max_more": RETIME_MAX, "when": "end of run"},
+        "retime": {"below": RETIME_BELOW, "max_more": RETIME_MAX, "when": "end of run",
+                   "quiet_wait_s": quiet_wait_s, "quiet_poll_s": QUIET_POLL_S,
+                   "waits": waits},
         "goals": {"vs_broadcast": GOAL_VS_BROADCAST, "vs_floor": GOAL_VS_FLOOR,
                   "floor_max_batch": GOAL_FLOOR_MAX_BATCH, "memory": GOAL_MEMORY},
         "rows": rows,

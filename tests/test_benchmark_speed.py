@@ -183,3 +183,75 @@ def test_a_fast_cache_probe_raises_its_own_working_set() -> None:
                                              "ceilings_bytes_per_s": 40.0,
                                              "bytes_per_s": 50.0, "shape": "any"}]
     assert roof.bandwidth[0].bytes_per_s == 8.0
+
+
+class _Clock:
+    """A clock that only the fake sleep moves, and the speeds each check returns."""
+
+    def __init__(self, speeds: list[float]) -> None:
+        self.now, self.speeds, self.slept = 0.0, speeds, []
+
+    def sleep(self, s: float) -> None:
+        self.slept.append(s)
+        self.now += s
+
+    def measure(self) -> dict[str, float]:
+        self.now += 1.0  # each check takes a second
+        return {"matmul": 1.0, "copy 1 MiB": self.speeds.pop(0)}
+
+
+def test_the_wait_ends_at_the_first_check_with_every_probe_quiet() -> None:
+    c = _Clock([0.5, 0.79, 0.8, 0.3])
+    rec = local.wait_for_quiet(c.measure, max_s=300, poll_s=20, sleep=c.sleep,
+                               clock=lambda: c.now)
+    assert rec == {"waited_s": 43.0, "checks": 3, "quiet": True,
+                   "speeds": {"matmul": 1.0, "copy 1 MiB": 0.8}}
+    assert c.slept == [20, 20] and c.speeds == [0.3]
+
+
+def test_the_wait_gives_up_before_its_limit_on_a_machine_slow_throughout() -> None:
+    c = _Clock([0.5] * 10)
+    rec = local.wait_for_quiet(c.measure, max_s=65, poll_s=20, sleep=c.sleep,
+                               clock=lambda: c.now)
+    # checks end at 1, 22, 43 and 64 s; one more sleep would end past 65 s
+    assert (rec["checks"], rec["waited_s"], rec["quiet"]) == (4, 64.0, False)
+    assert local.wait_for_quiet(lambda: {}, sleep=c.sleep)["quiet"]  # nothing to probe
+
+
+def test_each_pass_first_settles_on_the_shapes_it_will_time_again() -> None:
+    a = [_attempt(2.0, 1.0), _attempt(1.0, 1.0)]
+    b = [_attempt(2.0, 1.0), _attempt(2.0, 1.0), _attempt(1.0, 1.0)]
+    fast = _attempt(1.0, 1.0)
+    first, run_again, calls = _shapes(a, b, [fast])
+    settled: list[list[dict[str, Any]]] = []
+    retime_slow(first, run_again, _roof(10.0),
+                lambda rows, best_mm, best_copy: settled.append(rows))
+    assert settled == [[a[0], b[0]], [b[1]]] and calls == [0, 1, 1]
+    # nothing slow: no wait
+    retime_slow([fast], lambda i: fast, _roof(10.0), lambda *a: settled.append([]))
+    assert len(settled) == 2
+
+
+def test_the_paragraph_says_how_long_each_pass_waited() -> None:
+    slow, fast = _attempt(1.0, 1.0), _attempt(0.25, 3.0)
+    first, run_again, _ = _shapes([slow, fast])
+    [row] = retime_slow(first, run_again, _roof(40.0))
+    waits = [{"waited_s": 41.2, "checks": 3, "quiet": True, "speeds": {"matmul": 0.9}},
+             {"waited_s": 300.0, "checks": 15, "quiet": False, "speeds": {"matmul": 0.5}}]
+    text = _retimed_text([row], {**RETIME, "quiet_wait_s": 300, "quiet_poll_s": 20,
+                                 "waits": waits})[0]
+    assert text.endswith("timed every 20 s until each ran at 0.8 of the run's best or 300 s "
+                         "had passed: pass 1 after 41 s, the machine at matmul 0.90; pass 2 "
+                         "after 300 s, still slow: matmul 0.50.")
+    assert "timed every" not in _retimed_text([row], RETIME)[0]
+
+
+def test_the_probes_measure_the_machine_now_against_the_runs_best() -> None:
+    import torch
+
+    row = _cached(_attempt(1.0, 1.0), 1.0)
+    row["probes"]["copy"]["working_set_bytes"] = WS
+    speeds = local.probe_speeds([row, row], 1e15, {WS: 1e15, 4 * WS: 1e15},
+                                torch.device("cpu"))
+    assert list(speeds) == ["matmul", "copy 1 MiB", "copy 4 MiB"]
+    assert all(0 < v < 1e-2 for v in speeds.values())  # nothing here copies at 1 PB/s
