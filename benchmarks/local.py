@@ -562,7 +562,10 @@ def _kept_attempt(attempts: list[dict[str, Any]], best_mm: float | None,
 #: until every probe runs at RETIME_BELOW of the run's best or QUIET_WAIT_S have passed (then
 #: the pass runs anyway): on this VM a neighbour's load comes and goes within minutes (the
 #: 1024 x 1024 matmul, sampled every two minutes for half an hour, ran at 53-81 GFLOP/s
-#: against 88 at best), so a pass started in a quiet minute meets fewer slow rounds.
+#: against 88 at best), so a pass started in a quiet minute should meet fewer slow rounds.
+#: Not borne out yet: in the first run with it, on a machine contended throughout, pass 1
+#: found every probe quiet after 22 s, yet all 9 of its attempts ran with a probe below 0.8
+#: (a pass lasts minutes, longer than that quiet spell), and pass 2 gave up after 300 s.
 QUIET_WAIT_S = 300.0
 QUIET_POLL_S = 20.0
 
