@@ -45,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--quiet-wait-s", type=float, default=None,
                    help="before timing slow shapes again, wait up to this long for the "
                         "machine's probes to run at 0.8 of the run's best (default: "
-                        "benchmarks.local.QUIET_WAIT_S, 300)")
+                        "benchmarks.local.QUIET_WAIT_S, 300; 0 with --quick)")
     g = p.add_argument_group("sdr")
     g.add_argument("--max-items", type=int, default=None,
                    help="largest number of stored items (default 100000; quick 10000)")

@@ -1081,11 +1081,15 @@ def _waits_text(retime: dict[str, Any]) -> str:
     waits = retime.get("waits")
     if not waits:
         return ""
+    probes = " Before each pass the matmul and the copies over those shapes' working sets"
+    if retime["quiet_wait_s"] <= 0:  # --quick's default: a look, no wait
+        each = [f"pass {i} at {_speeds_text(w['speeds'])}" for i, w in enumerate(waits, 1)]
+        return f"{probes} were timed once, without waiting for a quiet machine: " \
+            + "; ".join(each) + "."
     each = [f"pass {i} after {w['waited_s']:.0f} s, " + ("the machine at " if w["quiet"]
                                                           else "still slow: ")
             + _speeds_text(w["speeds"]) for i, w in enumerate(waits, 1)]
-    return (f" Before each pass the matmul and the copies over those shapes' working sets "
-            f"were timed every {retime['quiet_poll_s']:.0f} s until each ran at "
+    return (f"{probes} were timed every {retime['quiet_poll_s']:.0f} s until each ran at "
             f"{retime['below']:g} of the run's best or {retime['quiet_wait_s']:.0f} s had "
             f"passed: " + "; ".join(each) + ".")
 
@@ -1280,9 +1284,12 @@ def _profile_section(prof: dict[str, Any] | None) -> list[str]:
 def run(quick: bool = False, *, device: str = "auto", mem_limit_gib: float = 3.0,
         time_limit_s: float = 2.0, repeats: int = 5, rounds: int = 3,
         min_run_time_s: float = 0.3, shapes: list[Shape] | None = None,
-        quiet_wait_s: float = QUIET_WAIT_S) -> dict[str, Any]:
+        quiet_wait_s: float | None = None) -> dict[str, Any]:
     """Run the locally connected benchmark; returns the JSON-ready results. Before each
-    pass of timing slow shapes again, waits up to ``quiet_wait_s`` for a quiet machine."""
+    pass of timing slow shapes again, waits up to ``quiet_wait_s`` for a quiet machine
+    (default: QUIET_WAIT_S, and none for the quick grid, which checks once and goes on)."""
+    if quiet_wait_s is None:
+        quiet_wait_s = 0.0 if quick else QUIET_WAIT_S
     dev = resolve_device(device)
     env = environment(dev)
     grid = shapes or (QUICK_GRID if quick else FULL_GRID)

@@ -244,6 +244,11 @@ def test_the_paragraph_says_how_long_each_pass_waited() -> None:
                          "had passed: pass 1 after 41 s, the machine at matmul 0.90; pass 2 "
                          "after 300 s, still slow: matmul 0.50.")
     assert "timed every" not in _retimed_text([row], RETIME)[0]
+    # --quick: one look before each pass, no wait
+    text = _retimed_text([row], {**RETIME, "quiet_wait_s": 0, "quiet_poll_s": 20,
+                                 "waits": waits[1:]})[0]
+    assert text.endswith("were timed once, without waiting for a quiet machine: pass 1 at "
+                         "matmul 0.50.")
 
 
 def test_the_probes_measure_the_machine_now_against_the_runs_best() -> None:
