@@ -1325,15 +1325,17 @@ def run(quick: bool = False, *, device: str = "auto", mem_limit_gib: float = 3.0
             f"{_speeds_text(rec['speeds'])}" + ("" if rec["quiet"] else ": timing anyway"))
         waits.append(rec)
 
+    def roof_so_far() -> Roofline:
+        return functools.reduce(best_of, [roof_start, *between])
+
     # judged against the copy ceilings measured so far too, as machine_speed judges them,
     # those measured before each attempt of the passes included: in the run at fab71c6
     # the best 16 MiB copy ceiling of the run (55.0 GB/s) came in the second pass
-    rows = retime_slow(first, run_one,
-                       lambda: functools.reduce(best_of, [roof_start, *between]), settle)
+    rows = retime_slow(first, run_one, roof_so_far, settle)
     log(f"local: profiling ours and its bmm path at {PROFILE_SHAPE.label}")
     ops = profile_ops(PROFILE_SHAPE, dev)
     roof_end = measure_ceilings(dev)
-    roof = functools.reduce(best_of, [roof_start, *between, roof_end])
+    roof = best_of(roof_so_far(), roof_end)
     achieved = best_achieved_flops(rows)
     flops_source = "measure.roofline: the faster of a large matmul and a convolution"
     if achieved is not None and achieved[0] > roof.peak_flops_per_s:

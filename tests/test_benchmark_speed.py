@@ -137,8 +137,10 @@ def test_a_shape_timed_early_is_judged_by_the_best_of_the_whole_run() -> None:
 def test_ceilings_measured_during_a_pass_judge_the_next_pass_and_the_kept_attempt() -> None:
     # shape 0's copy ran at 10 B/s, the best before the passes; the ceilings measured before
     # shape 1's second attempt found 20 B/s, so shape 0 ran at half speed after all
-    a, b = [_attempt(1.0, 1.0), _attempt(0.5, 1.0)], [_attempt(2.0, 1.0), _attempt(1.0, 1.0),
-                                                       _attempt(0.5, 1.0)]
+    def tries() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        return ([_attempt(1.0, 1.0), _attempt(0.5, 1.0)],
+                [_attempt(2.0, 1.0), _attempt(1.0, 1.0), _attempt(0.5, 1.0)])
+    a, b = tries()
     first, again, calls = _shapes(a, b)
     measured = [_roof(8.0)]
 
@@ -149,7 +151,7 @@ def test_ceilings_measured_during_a_pass_judge_the_next_pass_and_the_kept_attemp
     assert calls == [1, 0, 1] and rows[0] is a[1] and rows[1] is b[2]
     assert rows[0]["attempts"][0]["speed"]["copy"] == 0.5
     # a fixed roof judges by the ceilings from before the passes alone
-    first, again, calls = _shapes(a, b)
+    first, again, calls = _shapes(*tries())
     retime_slow(first, again, _roof(8.0))
     assert calls == [1]
 
