@@ -241,3 +241,14 @@ def glue_prose(sentences: dict[str, str]) -> None:
 
     for name, sentence in sentences.items():
         glue(name, Markdown(sentence), display=False)
+
+
+def glue_verdict(decision: Decision, claim: str) -> None:
+    """Glue the verdict box for the page: ``verdict`` (the word), ``verdict_reason`` (one
+    line) and ``verdict_box`` (Markdown: the verdict, each test's rule and measurement, the
+    facts). Show the box with a ``{glue:md} verdict_box`` directive, ``:format: myst``."""
+    from myst_nb import glue
+
+    glue("verdict", decision.verdict, display=False)
+    glue("verdict_reason", decision.reason(), display=False)
+    glue_prose({"verdict_box": decision.box_markdown(claim)})
