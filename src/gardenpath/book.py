@@ -179,8 +179,9 @@ def _sync(folder: Path, wanted: dict[str, bytes]) -> None:
 
 def verdict_summary(project: Project, profile: str) -> str:
     """The introduction's list of verdicts, taken from the claims ledger's results file."""
-    from gardenpath.chapters.ledger import CLAIMS, OVERALL
+    from gardenpath.claims import CLAIMS, OVERALL
     from gardenpath.results import ResultsError, load
+    from gardenpath.verdict import OUTCOMES
 
     try:
         data = load("ledger", profile, project.root)
@@ -192,15 +193,20 @@ def verdict_summary(project: Project, profile: str) -> str:
     lines = []
     for chapter, (title, claim) in [*CLAIMS.items(), ("ledger", OVERALL)]:
         nums = data["numbers"]
-        decided = sum(nums.get(f"count_{v}", 0) for v in ("supported", "not_supported", "mixed"))
+        decided = sum(nums.get(f"count_{v}", 0)
+                      for v in ("supported", "not_supported", "mixed", "inconclusive"))
         if chapter == "ledger":
             verdict = data["verdict"] if decided else "no result"
         else:
             verdict = nums.get(f"verdict_{chapter}", "missing")
-        shown = f"**{verdict}**" if verdict in ("supported", "not supported", "mixed") else \
+        shown = f"**{verdict}**" if verdict in OUTCOMES else \
             f"*{verdict}*"
         name = f"[{title}](chapters/{chapter}.ipynb)" if chapter in have else title
         lines.append(f"- {name}: {shown}. {claim}")
+    if "synthesis" in have:
+        lines.append("\n[Where the essay holds](chapters/synthesis.ipynb) sorts every deciding "
+                     "test: where the measurements support the essay, where they contradict "
+                     "it, and what this book cannot decide at its scale.")
     return (f"Verdicts on the **{profile}** profile, from the claims ledger:\n\n"
             + "\n".join(lines) + "\n")
 

@@ -201,8 +201,12 @@ def validate(data: Any, source: str = "results") -> dict[str, Any]:
 def load(chapter: str, profile: str, root: str | Path = ".") -> dict[str, Any] | None:
     """Read and validate ``results/<profile>/<chapter>.json``; ``None`` when absent."""
     path = Path(root) / "results" / profile / f"{chapter}.json"
-    if not path.exists():
-        return None
+    return load_file(path) if path.exists() else None
+
+
+def load_file(path: str | Path) -> dict[str, Any]:
+    """Read and validate one results file."""
+    path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
