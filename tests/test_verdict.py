@@ -67,7 +67,7 @@ def test_decision_sentences_say_what_would_turn_it():
                    [V.Fact("weights", "weights per layer", 1_000_000, source="architecture")])
     assert d.verdict == "supported"
     s = d.tests[0].sentence()
-    assert s.startswith("supported if speed ≥ 1") and "[2.00, 3.00]" in s and "n = 5" in s
+    assert s.startswith("supported if speed ≥ 1") and "[2, 3]" in s and "n = 5" in s
     assert d.reason() == "all 2 tests support the claim"
     box = d.box_markdown("A claim.")
     assert box.startswith("**Verdict: supported.** A claim.")
@@ -102,3 +102,16 @@ def test_small_samples_are_named_per_profile():
 def test_decision_refuses_repeated_names():
     with pytest.raises(ValueError, match="unique"):
         V.Decision([_test("a", 1, 2), _test("a", 1, 2)])
+
+
+def test_a_modelled_range_says_so_and_turns_on_its_assumptions():
+    t = V.Test("share", "movement share", V.span(0.4, 0.7), V.Rule(">=", 0.5))
+    assert "modelled 0.4 to 0.7 over the model's assumptions" in t.sentence()
+    d = V.Decision([t, _test("speed", 2, 3)])
+    assert d.verdict == "inconclusive"
+    assert d.reason() == "movement share turns on the model's assumptions"
+
+
+def test_fmt_keeps_whole_numbers_whole():
+    assert V.fmt(64.0) == "64" and V.fmt(1_000_000) == "1,000,000"
+    assert V.fmt(0.4363) == "0.436" and V.fmt(2.5) == "2.5" and V.fmt(0.1004) == "0.1"

@@ -29,7 +29,7 @@ MEASUREMENT_FIELDS = ("measurements", "provenance.date", "provenance.wall_time_s
 #: Where a chapter's verdict rests on a reading of the machine (a measured time share, a
 #: measured speed ratio), its record says ``verdict_basis: "measurements"``, and then
 #: these fields are readings too.
-MEASURED_VERDICT_FIELDS = ("verdict", "why")
+MEASURED_VERDICT_FIELDS = ("verdict", "why", "reason", "tests")
 
 
 def without_measurements(data: dict[str, Any]) -> dict[str, Any]:

@@ -38,9 +38,12 @@ def fmt(value: float | None, digits: int = 3) -> str:
         return "n/a" if value is None or math.isnan(value) else ("∞" if value > 0 else "-∞")
     if value == 0:
         return "0"
+    if float(value).is_integer():
+        return f"{value:,.0f}"
     mag = math.floor(math.log10(abs(value)))
     decimals = max(0, digits - 1 - mag)
-    return f"{value:,.{decimals}f}"
+    text = f"{value:,.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 @dataclass(frozen=True)
@@ -186,10 +189,12 @@ class Test:
         iv, unit = self.interval, f" {self.unit}" if self.unit else ""
         if iv.method == "exact":
             got = f"computed {fmt(iv.value)}{unit}"
+        elif iv.method == "range":
+            got = (f"modelled {fmt(iv.lo)} to {fmt(iv.hi)}{unit} over the model's "
+                   f"assumptions (central {fmt(iv.value)})")
         else:
-            kind = "over the model's range" if iv.method == "range" else f"n = {iv.n}"
             got = (f"measured {fmt(iv.value)}{unit} [{fmt(iv.lo)}, {fmt(iv.hi)}] "
-                   f"({kind})")
+                   f"(n = {iv.n})")
         return f"{self.rule.text(self.quantity)}; {got}: {self.outcome}"
 
     def margin(self) -> float:
@@ -290,10 +295,19 @@ class Decision:
         if v == "mixed":
             return (f"supported by {'; '.join(by['supported'])}; contradicted by "
                     f"{'; '.join(by['not supported'])}")
-        undecided = by["inconclusive"]
-        verb = "straddles its threshold" if len(undecided) == 1 else \
-            "straddle their thresholds"
-        return f"cannot decide at this scale: {'; '.join(undecided)} {verb}"
+        sampled = [t.quantity for t in self.tests
+                   if t.outcome == "inconclusive" and t.interval.method != "range"]
+        modelled = [t.quantity for t in self.tests
+                    if t.outcome == "inconclusive" and t.interval.method == "range"]
+        parts = []
+        if sampled:
+            verb = "straddles its threshold" if len(sampled) == 1 else \
+                "straddle their thresholds"
+            parts.append(f"cannot decide at this scale: {'; '.join(sampled)} {verb}")
+        if modelled:
+            verb = "turns" if len(modelled) == 1 else "turn"
+            parts.append(f"{'; '.join(modelled)} {verb} on the model's assumptions")
+        return "; ".join(parts)
 
     def why(self) -> str:
         """Every test's rule and measurement, one sentence each."""
