@@ -179,17 +179,17 @@ glue("fig-energy-brain", charts.figure(
 #
 # The essay's second premise compares a computer with a brain. Published estimates count
 # the brain's energy per *synaptic event* in ATP, each with its own definition. Attwell and
-# Laughlin {cite}`attwell_laughlin_2001` budget the ATP spent per vesicle of glutamate
-# released in rodent grey matter (presynaptic calcium extrusion, postsynaptic ion pumping,
-# transmitter recycling): {glue:text}`brain_fj_per_event:.1f` fJ at
-# {glue:text}`atp_zj:.0f` zJ per ATP molecule (about 50 kJ/mol, a textbook value we
-# assume). Lennie {cite}`lennie_2003` costs a whole spike in human cortex, its synaptic
-# transmission included; spread over its synapses that is
-# {glue:text}`brain_fj_lennie:.1f` fJ per synapse reached. Levy and Calvert
-# {cite}`levy_calvert_2021` split the cortex's budget instead: about
-# {glue:text}`brain_computation_w:.1f` W for computation against
-# {glue:text}`brain_communication_w:.1f` W for communication, so in cortex too, moving
-# signals costs more than computing with them.
+# Laughlin {cite}`attwell_laughlin_2001` budget the ATP a vesicle of glutamate costs when
+# released in rodent grey matter; pumping out the ions that enter the postsynaptic cell and
+# the calcium that triggered the release comes to {glue:text}`brain_fj_per_event:.1f` fJ
+# at {glue:text}`atp_zj:.0f` zJ per ATP molecule (about 50 kJ/mol, a textbook value we
+# assume), leaving out transmitter recycling. Lennie {cite}`lennie_2003` costs a whole
+# spike in human cortex, its synaptic transmission included; spread over the synapses it
+# reaches that is {glue:text}`brain_fj_lennie:.1f` fJ per synapse (from a summary of the
+# paper, not checked against it here). Levy and Calvert {cite}`levy_calvert_2021` split
+# the cortex's budget instead: about {glue:text}`brain_computation_w:.1f` W for
+# computation against {glue:text}`brain_communication_w:.1f` W for communication, so in
+# cortex too, moving signals costs more than computing with them.
 #
 # ```{glue:figure} fig-energy-brain
 # :name: fig-energy-brain

@@ -112,7 +112,7 @@ def test_published_ratios_come_from_the_tables():
     assert pub["sze_dram"] == 200
     assert pub["brain_communication_over_computation"] == pytest.approx(35.0)
     # ATP count x free energy per molecule (50 kJ/mol / Avogadro)
-    assert pub["brain_j_attwell_laughlin_2001"] == pytest.approx(1.64e5 * 8.3027e-20,
+    assert pub["brain_j_attwell_laughlin_2001"] == pytest.approx(8.2e4 * 8.3027e-20,
                                                                  rel=1e-4)
 
 
@@ -151,6 +151,10 @@ def test_modelled_energy_per_byte_and_flop():
 def test_gpu_figure_is_published_without_a_measurement():
     j, source = ch.gpu_j_per_flop(ch.modelled_op_energy(), torch.device("cpu"))
     assert j == pytest.approx(400 / 19.5e12) and source.startswith("published")
+    nvml = ch.OpEnergy("measured: NVML", 1.0, 2.0, total_pj_per_byte=3.0,
+                       total_pj_per_flop=5.0)
+    j, source = ch.gpu_j_per_flop(nvml, torch.device("cuda"))
+    assert j == pytest.approx(5e-12) and source.startswith("measured on this GPU")
 
 
 class FakeMonitor:

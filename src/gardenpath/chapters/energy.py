@@ -76,21 +76,23 @@ LEVY_CALVERT = {"brain_w": 20.0, "cortex_computation_w": 0.1, "cortex_communicat
 ATP_J = 50e3 / 6.02214076e23
 
 #: Published estimates of the brain's energy per synaptic event, each with its definition.
-#: ``atp`` is ATP molecules per event; ``checked`` says where the figure was read.
+#: ``atp_parts`` are ATP molecules per event by component; ``checked`` says where the
+#: figures were read.
 BRAIN_PER_EVENT: list[dict[str, Any]] = [
-    {"key": "attwell_laughlin_2001", "atp": 1.64e5,
-     "definition": "per vesicle of glutamate released: presynaptic Ca2+ extrusion, "
-                   "postsynaptic ion pumping and transmitter recycling (rodent grey matter)",
-     "checked": "components confirmed from the paper as quoted by BioNumbers "
-                "(70,000 ATP for one receptor class's Na+ per vesicle, 12,000 for "
-                "presynaptic Ca2+); the total from the paper's budget"},
-    {"key": "lennie_2003", "atp": 3.84e9 / 1e4,
-     "definition": "per synapse reached by a spike: the cost of one spike in human "
-                   "cortex (3.84e9 ATP, its synaptic transmission included) over 10^4 "
-                   "synapses per neuron",
-     "checked": "figures as summarised from the paper, not read from it here"},
+    {"key": "attwell_laughlin_2001", "label": "Attwell & Laughlin 2001",
+     "atp_parts": {"postsynaptic Na+ extrusion": 7.0e4, "presynaptic Ca2+ extrusion": 1.2e4},
+     "definition": "per vesicle of glutamate released (rodent grey matter): pumping out "
+                   "the ions that enter the postsynaptic cell and the Ca2+ that triggered "
+                   "release; transmitter recycling left out",
+     "checked": "both parts from the paper (p. 1136) as quoted by BioNumbers 108625 and "
+                "108626"},
+    {"key": "lennie_2003", "label": "Lennie 2003",
+     "atp_parts": {"one spike in human cortex, over 10^4 synapses": 3.84e9 / 1e4},
+     "definition": "per synapse a spike reaches: the cost of one spike in human cortex, "
+                   "its synaptic transmission included, over 10^4 synapses per neuron",
+     "checked": "as summarised by a secondary source, not checked against the paper"},
 ]
-#: The headline estimate (its definition: one vesicle released, the closest to one
+#: The headline estimate (its definition, one vesicle released, is the closest to one
 #: synaptic operation).
 BRAIN_HEADLINE = "attwell_laughlin_2001"
 
@@ -101,7 +103,7 @@ A100_J_PER_FLOP = 400.0 / 19.5e12
 
 def brain_j_per_event() -> dict[str, float]:
     """Joules per synaptic event for each published estimate (ATP count x :data:`ATP_J`)."""
-    return {e["key"]: e["atp"] * ATP_J for e in BRAIN_PER_EVENT}
+    return {e["key"]: sum(e["atp_parts"].values()) * ATP_J for e in BRAIN_PER_EVENT}
 
 
 def published_numbers() -> dict[str, float]:
@@ -776,8 +778,9 @@ def stage_chart(stages: pd.DataFrame, title: str) -> alt.Chart:
 
 def per_event_rows(numbers: dict[str, Any], gpu_j: float, gpu_source: str) -> pd.DataFrame:
     """Joules per synaptic event (published) and per FLOP (modelled, and a GPU's)."""
-    rows = [{"what": f"brain, per synaptic event ({e['key'].replace('_', ' ')})",
-             "joules": e["atp"] * ATP_J, "kind": "brain (published)"}
+    per_event = brain_j_per_event()
+    rows = [{"what": f"brain, per synaptic event ({e['label']})",
+             "joules": per_event[e["key"]], "kind": "brain (published)"}
             for e in BRAIN_PER_EVENT]
     rows += [{"what": "machine, per FLOP, DRAM only (modelled)",
               "joules": numbers["machine_j_per_flop_dram_only"], "kind": "machine (modelled)"},
