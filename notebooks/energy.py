@@ -89,7 +89,6 @@ shown = {
     "movement_share_high_pct": 100 * numbers["movement_share_high"],
     "sze_movement_share_low_pct": 100 * numbers["sze_movement_share_low"],
     "sze_movement_share_high_pct": 100 * numbers["sze_movement_share_high"],
-    "threshold_pct": 100 * movement_share_threshold,
     "step_gflop": numbers["step_flops"] / 1e9,
     "step_dram_gb": numbers["step_dram_bytes"] / 1e9,
     "machine_pj_per_flop": numbers["machine_j_per_flop"] * 1e12,

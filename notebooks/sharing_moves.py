@@ -224,7 +224,7 @@ glue("fig-sharing-machines", charts.figure(
 # in, while the weight traffic grows with the channels in and out and the number of
 # elements but not with the batch, so the ratio is largest for wide layers trained on few
 # images at a time. {glue:text}`mesh_points_past_factor` of the {glue:text}`n_points` sweep
-# points reach the factor of {glue:text}`much_more_factor:.0f`;
+# points reach the factor of {glue:text}`much_more_factor:.3g`;
 # {glue:text}`mesh_silent_points` are 1 × 1 kernels, where only the convolution moves
 # anything. In cortex, weights are physically local to the synapses that use them; dynamic
 # weight sharing (Pogodin et al. {cite}`pogodin_2021`) is one proposal for how a locally
