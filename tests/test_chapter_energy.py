@@ -89,6 +89,18 @@ def test_energy_verdict_reaches_inconclusive():
     assert "straddles" in d.reason()
 
 
+def test_the_test_reads_the_dataflow_of_the_parameters():
+    r = _result((0.6, 0.8), (0.7, 0.9))
+    other = "weight_stationary" if DEFAULTS["dataflow"] != "weight_stationary" \
+        else "row_stationary"
+    extra = [{"cost_table": key, "table_name": key, "dataflow": other, "low": 0.1,
+              "high": 0.2} for key in ("horowitz", "sze")]
+    r.shares = pd.concat([r.shares, pd.DataFrame(extra)], ignore_index=True)
+    assert ch.decide(r).verdict == "supported"
+    r.params = dict(r.params, dataflow=other)
+    assert ch.decide(r).verdict == "not supported"
+
+
 def test_threshold_comes_from_the_parameters():
     assert ch.decide(_result((0.6, 0.8), (0.7, 0.9), threshold=0.95)).verdict == "not supported"
 
@@ -96,6 +108,11 @@ def test_threshold_comes_from_the_parameters():
 def test_comparisons_are_facts_not_tests():
     d = ch.decide(_result((0.6, 0.8), (0.7, 0.9)))
     assert len(d.tests) == 2
+    facts = {f.name: f for f in d.facts}
+    assert (facts["brain per synaptic event"].value, facts["brain per synaptic event"].unit) \
+        == (pytest.approx(10.0), "fJ")
+    assert (facts["machine per FLOP"].value, facts["machine per FLOP"].unit) \
+        == (pytest.approx(10.0), "pJ")
     assert {f.name for f in d.facts} == {"DRAM access against a FLOP",
                                          "brain per synaptic event", "machine per FLOP",
                                          "machine FLOP over brain event"}
