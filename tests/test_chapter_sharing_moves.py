@@ -1,13 +1,14 @@
-"""Chapter 2, "What sharing moves": its smoke run's results and the module's pieces."""
+"""Chapter 2, "What sharing moves": its smoke run's results, the verdict's reachable
+outcomes, both machines' counts and the module's pieces."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
-import yaml
 
 from gardenpath.chapters import sharing_moves as ch
 from gardenpath.measure.roofline import Roofline
@@ -15,14 +16,15 @@ from gardenpath.params import notebook_parameters
 from gardenpath.results import VERDICTS
 
 REPO = Path(__file__).resolve().parents[1]
-
-pytestmark = pytest.mark.slow
+DEFAULTS = {name: p.default for name, p in
+            notebook_parameters(REPO / "notebooks" / "sharing_moves.py").items()}
 
 
 # ----------------------------------------------------------------------------- the smoke run
 
 
-def test_smoke_results_record_counts_and_a_verdict(smoke_tree):
+@pytest.mark.slow
+def test_smoke_results_record_counts_tests_and_key_numbers(smoke_tree):
     from conftest import smoke_results
 
     data = smoke_results(smoke_tree, "sharing_moves")
@@ -42,28 +44,102 @@ def test_smoke_results_record_counts_and_a_verdict(smoke_tree):
         assert conv["flops"] == local["flops"] > 0  # counted by PyTorch, equal
         assert conv["partial_products"] == b * positions
         assert local["partial_products"] == b
-        assert local["min_bytes"] >= conv["min_bytes"]
-    assert nums["conv_moves_more_share"] == 0.0
-    # the verdict follows from the recorded shares by the chapter's rule
-    shares = meas["shares_conv_costs_more"]
-    sides = [s >= ch.MAJORITY for s in shares.values()]
-    expected = ("supported" if all(sides) else "not supported" if not any(sides)
-                else "mixed")
-    assert data["verdict"] == expected
-    assert data["why"].endswith(f"Verdict: {data['verdict']}.")
+    # both machines, the key numbers under their names
+    assert 1 <= nums["mesh_conv_over_lc_min"] <= nums["mesh_conv_over_lc_max"]
+    assert nums["vn_conv_over_lc_bytes_max"] < 1
+    names = [t["name"] for t in data["tests"]]
+    assert names == ["von Neumann step time", "mesh traffic"]
+    time_test, mesh_test = data["tests"]
+    assert time_test["n"] == len(meas["base_times_s"]["conv"]) >= 2
+    assert mesh_test["interval"] == pytest.approx([nums["mesh_conv_over_lc_min"],
+                                                   nums["mesh_conv_over_lc_max"]])
+    assert "von Neumann fewest bytes" in {f["name"] for f in data["facts"]}
     assert all(m["step_time_s"] > 0 for m in meas["points"])
     assert "step_time_s" not in points[0]
 
 
-def test_smoke_page_has_no_profiler_noise(smoke_tree):
+@pytest.mark.slow
+def test_smoke_page_has_its_figures_and_no_profiler_noise(smoke_tree):
     nb = (smoke_tree / ".gardenpath" / "out" / "smoke" / "sharing_moves.ipynb").read_text()
     assert "USDT" not in nb
     figs = smoke_tree / ".gardenpath" / "out" / "smoke" / "sharing_moves_files"
     assert {"sharing-ratios.svg", "sharing-tradeoff.svg", "sharing-roofline.svg",
-            "sharing-comm.svg"} <= {p.name for p in figs.glob("*.svg")}
+            "sharing-machines.svg"} <= {p.name for p in figs.glob("*.svg")}
 
 
-# ----------------------------------------------------------------------------- units
+# ----------------------------------------------------------------------------- the verdict
+
+
+def _result(conv_times: list[float], local_times: list[float],
+            mesh_ratios: list[float]) -> ch.Result:
+    """A constructed result: the base layer's timing rounds and the mesh ratio per point
+    (the first point is the base layer)."""
+    base = ch.base_point(DEFAULTS)
+    rows = [{"in_size": base.in_size + i, "channels": base.channels,
+             "kernel_size": base.kernel_size, "batch_size": base.batch_size,
+             "vn_bytes_ratio": 0.1, "mesh_ratio": r} for i, r in enumerate(mesh_ratios)]
+    return ch.Result(params=dict(DEFAULTS), machines=pd.DataFrame(rows),
+                     base_times_s={"conv": conv_times, "local": local_times})
+
+
+SLOW_CONV = ([2.0, 2.1, 1.9, 2.0, 2.05], [1.0, 1.02, 0.98, 1.0, 1.01])
+FAST_CONV = ([1.0, 1.02, 0.98, 1.0, 1.01], [2.0, 2.1, 1.9, 2.0, 2.05])
+
+
+def test_sharing_moves_verdict_reaches_supported():
+    assert ch.decide(_result(*SLOW_CONV, [3.0, 5.0, 9.0])).verdict == "supported"
+
+
+def test_sharing_moves_verdict_reaches_not_supported():
+    assert ch.decide(_result(*FAST_CONV, [1.1, 1.5, 1.9])).verdict == "not supported"
+
+
+def test_sharing_moves_verdict_reaches_mixed():
+    d = ch.decide(_result(*FAST_CONV, [3.0, 5.0, 9.0]))
+    assert d.verdict == "mixed"
+    assert d.tests[0].outcome == "not supported" and d.tests[1].outcome == "supported"
+
+
+def test_sharing_moves_verdict_reaches_inconclusive():
+    # the mesh range straddles the factor: the answer turns on the layer's shape
+    assert ch.decide(_result(*SLOW_CONV, [1.5, 2.5, 9.0])).verdict == "inconclusive"
+    # timing rounds too noisy to tell the layers apart
+    noisy = ([1.0, 3.0, 0.5, 2.5, 1.0], [1.5, 1.0, 2.0, 1.2, 1.6])
+    assert ch.decide(_result(*noisy, [3.0, 5.0])).verdict == "inconclusive"
+
+
+def test_mesh_range_leaves_out_points_where_nothing_moves_without_sharing():
+    r = _result(*SLOW_CONV, [3.0, math.inf, 5.0])
+    assert ch.mesh_range(r.machines) == (3.0, 5.0)
+    mesh = ch.decide(r).tests[1]
+    assert mesh.interval.value == 3.0  # shown around the base layer's ratio
+
+
+# ----------------------------------------------------------------------------- both machines
+
+
+def test_machine_rows_by_hand():
+    # 2x2 input, one channel, 3x3 kernel, batch 1: the 2x2 mesh of tests/test_measure_mesh
+    rows = ch.machine_rows([ch.Point(2, 1, 3, 1)], tile=1, reduction="tree")
+    r = rows.iloc[0]
+    assert r["mesh_hops_local"] == 128 and r["mesh_hops_conv"] == 344
+    assert r["mesh_ratio"] == pytest.approx(344 / 128)
+    # von Neumann fewest bytes: |X| + |Y| + |W| per pass, 3 passes, fp32 (4 + 4 + 9 conv,
+    # 4 + 4 + 4 x 9 local)
+    assert r["vn_bytes_conv"] == 3 * 4 * 17 and r["vn_bytes_local"] == 3 * 4 * 44
+    assert r["mesh_pes"] == 4
+
+
+def test_machine_numbers_name_the_key_numbers():
+    params = dict(DEFAULTS, in_size=4, channels=2, batch_size=1, kernel_size=3)
+    points = [ch.Point(4, 2, 3, 1), ch.Point(4, 2, 1, 1), ch.Point(4, 2, 3, 8)]
+    result = ch.Result(params=params, machines=ch.machine_rows(points, 1, "tree"),
+                       base_times_s={"conv": [1.0, 1.0], "local": [1.0, 1.0]})
+    n = ch.machine_numbers(result)
+    assert n["mesh_silent_points"] == 1  # the 1x1 kernel
+    assert n["mesh_conv_over_lc_min"] < n["mesh_conv_over_lc_base"] == n["mesh_conv_over_lc_max"]
+    assert n["mesh_other_reduction"] == "ring"
+    assert n["n_points"] == 3
 
 
 def test_sweep_is_one_factor_at_a_time():
@@ -114,67 +190,7 @@ def test_measure_counts_agree_with_the_formulas():
     assert local.peak_bytes > 0 and conv.step_time_s > 0
 
 
-def test_communication_by_hand():
-    p = ch.Point(8, 4, 3, 2)
-    rows = ch.communication(p, 4)
-    nums = ch.comm_numbers(rows)
-    conv_w = 4 * 4 * 9 * 4  # bytes of the shared weights
-    local_w = 64 * conv_w
-    # ring all-reduce, summed over 4 workers: 4 * 2 * 3/4 * n
-    assert nums["dp_conv_kb"] == pytest.approx(6 * conv_w / 1e3)
-    assert nums["dp_local_kb"] == pytest.approx(6 * local_w / 1e3)
-    # 2x2 tiles of an 8x8 map, 3x3 kernel: 16 + 16 + 4 elements per channel and sample,
-    # times batch 2, channels 4, 4 bytes, forward and backward
-    halo = 36 * 2 * 4 * 4 * 2
-    assert nums["spatial_local_kb"] == pytest.approx(halo / 1e3)
-    assert nums["spatial_conv_kb"] == pytest.approx((halo + 6 * conv_w) / 1e3)
-
-
-@pytest.mark.parametrize("workers,grid", [(4, (2, 2)), (6, (2, 3)), (7, (1, 7)), (9, (3, 3))])
-def test_workers_grid(workers, grid):
-    assert ch.workers_grid(workers) == grid
-
-
-def _pairs(conv_bytes_more: bool, conv_slower: bool) -> pd.DataFrame:
-    rows = []
-    for i in range(4):
-        rows.append({"in_size": 8 + i, "channels": 4, "kernel_size": 3, "batch_size": 2,
-                     "min_bytes_conv": 200 if conv_bytes_more else 100, "min_bytes_local": 150,
-                     "step_time_s_conv": 2.0 if conv_slower else 1.0, "step_time_s_local": 1.5,
-                     "energy_j_conv": 1.0, "energy_j_local": 2.0})
-    return pd.DataFrame(rows)
-
-
-def test_verdict_rule():
-    assert ch.verdict(_pairs(True, True), False)[0] == "supported"
-    assert ch.verdict(_pairs(False, False), False)[0] == "not supported"
-    assert ch.verdict(_pairs(False, True), False)[0] == "mixed"
-    # measured energy joins the metrics: conv cheaper in energy makes it mixed
-    verdict, shares = ch.verdict(_pairs(True, True), True)
-    assert verdict == "mixed" and shares["energy_j"] == 0.0
-
-
-def test_memory_estimate_by_hand():
-    params = {"in_size": 4, "channels": 2, "kernel_size": 3, "batch_size": 1,
-              "roofline_ws_mib": 0, "matmul_n": 0}
-    # positions 16, receptive field 18: weights 576, x 32, y 32, unfolded input 288
-    assert ch.memory_estimate(params) == 4 * (2 * 576 + 2 * 32 + 2 * 32 + 3 * 288)
-    gpu = yaml.safe_load((REPO / "params" / "gpu.yaml").read_text())["sharing_moves"]
-    assert ch.memory_estimate(gpu) < 40e9  # the paper-scale sweep fits an 80 GB GPU
-
-
-def test_notebook_defaults_equal_the_cpu_profile():
-    declared = notebook_parameters(REPO / "notebooks" / "sharing_moves.py")
-    cpu = yaml.safe_load((REPO / "params" / "cpu.yaml").read_text())["sharing_moves"]
-    for name, value in cpu.items():
-        assert declared[name].default == value, name
-
-
-def test_conclusion_follows_the_points():
-    rows = pd.DataFrame({
-        "min_bytes_conv": [1, 1], "min_bytes_local": [2, 2],
-        "step_time_s_conv": [1.0, 1.0], "step_time_s_local": [2.0, 0.5],
-        "footprint_bytes_conv": [1, 1], "footprint_bytes_local": [2, 2]})
-    assert "more time at 1, more memory at 2 of the 2" in ch.conclusion(rows)
-    rows["step_time_s_local"] = [2.0, 2.0]
-    assert "at every one of the 2 sweep points" in ch.conclusion(rows)
+def test_time_rounds_are_interleaved_and_counted():
+    rounds = ch.time_rounds(ch.Point(4, 2, 3, 1), torch.device("cpu"), 3, 0.001, 0)
+    assert len(rounds["conv"]) == len(rounds["local"]) == 3
+    assert all(t > 0 for t in rounds["conv"] + rounds["local"])

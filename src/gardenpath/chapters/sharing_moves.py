@@ -1,40 +1,38 @@
-"""Chapter 2, "What sharing moves": one layer, convolution against locally connected.
+"""Chapter 2, "What sharing moves": one layer, convolution against locally connected, on two
+machines.
 
-The essay (Rinkus) says tied parameters force massive data movement, because each shared
-weight's gradient is accumulated over all spatial positions. We put the two kinds of layer
-side by side with identical shapes (``torch.nn.Conv2d`` and
-:class:`gardenpath.models.local.LocallyConnected2d`, stride 1, "same" zero padding
-``k // 2``, no bias, ``channels`` in and out) and measure, for one training step
-(forward, input gradient, weight gradient):
+The claim (:data:`CLAIM`): tied weights force a layer to move much more data than untied
+ones. We put the two kinds of layer side by side with identical shapes
+(``torch.nn.Conv2d`` and :class:`gardenpath.models.local.LocallyConnected2d`, stride 1,
+"same" zero padding ``k // 2``, no bias, ``channels`` in and out), one factor at a time
+around a base layer (spatial side, channels, kernel, batch), on two machines:
 
-* FLOPs, counted by :func:`gardenpath.measure.flops.count_flops` (equal for both);
-* weights, and the fewest bytes the step must move (:mod:`gardenpath.measure.traffic`);
-* measured time of the step and of the weight-gradient pass alone, where the shared
-  weight's sum over positions happens (:mod:`gardenpath.measure.timing`);
-* peak memory of the step (:mod:`gardenpath.measure.memory`);
-* energy: measured (NVML, RAPL) where a counter exists, else modelled from the counted
-  FLOPs and fewest bytes with Horowitz's 45 nm table (:mod:`gardenpath.measure.energy`);
-* arithmetic intensity and where each step sits on this device's measured roofline;
-* how many partial products each weight's gradient sums: ``B H_out W_out`` for the
-  convolution, ``B`` for the locally connected layer.
+* **von Neumann** (this device): a processor fetching weights and activations from
+  memory. We count FLOPs (equal for both), weights and the fewest bytes a training step
+  must move (:mod:`gardenpath.measure.traffic`), and measure step time, peak memory and
+  energy (measured where a counter exists, else modelled with Horowitz's 45 nm table).
+* **spatial**: a 2-D mesh with a processing element per output position (or per tile of
+  positions), each holding its own weights (:mod:`gardenpath.measure.mesh`); traffic in
+  bytes x hops: halos for both layers, and for the convolution the shared weights'
+  gradient summed across the mesh and returned every step (tree or ring).
 
-The sweep is one factor at a time around a base point (spatial side, channels, kernel,
-batch), so a GPU-scale sweep stays within memory. Between workers (no run, counts only):
-ring all-reduce bytes of the weight gradients under data parallelism, and all-reduce plus
-halo bytes under a spatial split (:mod:`gardenpath.measure.comm`).
+Tests (thresholds from the notebook's parameters cell):
 
-Verdict (rule fixed here): for each metric in ``METRICS`` (and measured energy where a
-counter exists) the share of sweep points where the convolution costs more than the
-locally connected layer; a metric sides with the essay when that share is at least
-:data:`MAJORITY`. "supported" when every metric does, "not supported" when none does,
-"mixed" otherwise.
+1. **von Neumann, time**: the convolution's measured step time over the locally
+   connected layer's at the base layer, ``timing_rounds`` interleaved rounds, at or above
+   ``time_ratio_threshold``;
+2. **mesh, traffic**: the convolution's bytes x hops over the locally connected layer's,
+   from its smallest to its largest over the sweep, at or above ``much_more_factor``.
+
+On the von Neumann machine the fewest bytes can only side against the essay (the locally
+connected layer holds a filter per position), so that comparison is a fact, not a test.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import altair as alt
@@ -42,23 +40,21 @@ import pandas as pd
 import torch
 from torch import nn
 
-from gardenpath.measure.comm import halo_exchange_bytes, ring_allreduce_bytes_per_worker
+from gardenpath import claims, verdict
 from gardenpath.measure.energy import MODEL_METHOD, EnergyMonitor, model_energy
 from gardenpath.measure.flops import count_flops, local2d_flops
 from gardenpath.measure.memory import peak_memory
+from gardenpath.measure.mesh import conv_over_local, mesh_traffic
 from gardenpath.measure.roofline import Roofline
 from gardenpath.measure.timing import time_fn
 from gardenpath.measure.traffic import layer_traffic
 from gardenpath.models.local import LocallyConnected2d
 
+CLAIM = claims.claim("sharing_moves")
 SHARINGS = ("conv", "local")
 KNOBS = ("in_size", "channels", "kernel_size", "batch_size")
 KNOB_LABELS = {"in_size": "spatial side (pixels)", "channels": "channels (in = out)",
                "kernel_size": "kernel side", "batch_size": "batch size"}
-#: Metrics the verdict compares (conv against local at every sweep point).
-METRICS = ("min_bytes", "step_time_s")
-#: A metric sides with the essay when conv costs more at this share of points or more.
-MAJORITY = 0.5
 DTYPE_BYTES = 4
 
 
@@ -236,6 +232,171 @@ def run_sweep(points: list[Point], device: torch.device, roof: Roofline,
     return pd.DataFrame(rows)
 
 
+# ----------------------------------------------------------------------------- two machines
+
+
+def machine_rows(points: list[Point], tile: int, reduction: str) -> pd.DataFrame:
+    """Per sweep point: both machines' traffic, conv over locally connected.
+
+    ``vn_bytes_ratio``: fewest bytes of a step (von Neumann); ``mesh_ratio``: bytes x hops
+    on the mesh (``inf`` where the locally connected layer moves nothing there: a 1 x 1
+    kernel needs no halo).
+    """
+    rows = []
+    for p in points:
+        shape = (p.channels, p.channels, p.kernel_size, p.in_size, p.batch_size)
+        vn = [layer_traffic(s, p.channels, p.channels, p.kernel_size, p.in_size,
+                            p.batch_size, 1, p.padding, DTYPE_BYTES).total_bytes
+              for s in SHARINGS]
+        mesh = [mesh_traffic(s, *shape, tile=tile, reduction=reduction) for s in SHARINGS]
+        rows.append({**asdict(p), "vn_bytes_conv": vn[0], "vn_bytes_local": vn[1],
+                     "vn_bytes_ratio": vn[0] / vn[1],
+                     "mesh_hops_conv": mesh[0].total, "mesh_hops_local": mesh[1].total,
+                     "mesh_sync_conv": mesh[0].weight_sync,
+                     "mesh_halo": mesh[1].total, "mesh_pes": mesh[0].pes,
+                     "mesh_ratio": conv_over_local(*shape, tile=tile, reduction=reduction)})
+    return pd.DataFrame(rows)
+
+
+def mesh_range(machines: pd.DataFrame) -> tuple[float, float]:
+    """Smallest and largest mesh ratio over the points where both layers move something."""
+    finite = machines.loc[machines["mesh_ratio"].map(math.isfinite), "mesh_ratio"]
+    return float(finite.min()), float(finite.max())
+
+
+def time_rounds(base: Point, device: torch.device, rounds: int, min_run_time_s: float,
+                seed: int) -> dict[str, list[float]]:
+    """Median step time of each layer at ``base`` in ``rounds`` interleaved rounds, s."""
+    stepper = {}
+    for sharing in SHARINGS:
+        layer = build_layer(sharing, base, device, seed)
+        stepper[sharing] = steps(layer, *_inputs(base, device, seed))[0]
+    times: dict[str, list[float]] = {s: [] for s in SHARINGS}
+    for _ in range(rounds):
+        for sharing in SHARINGS:
+            t = time_fn(stepper[sharing], device=device, min_run_time_s=min_run_time_s)
+            times[sharing].append(t.median_s)
+    return times
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+@dataclass
+class Result:
+    """What :func:`run` produced: the parameters, both machines' counts over the sweep and
+    the base layer's timing rounds (what :func:`decide` reads), and the sweep's
+    measurements for the page."""
+
+    params: dict[str, Any]
+    machines: pd.DataFrame
+    base_times_s: dict[str, list[float]]
+    table: pd.DataFrame | None = None
+    pairs: pd.DataFrame | None = None
+    members: list[tuple[str, Point]] = field(default_factory=list)
+    roof: Roofline | None = None
+    energy_method: str = MODEL_METHOD
+
+
+def base_point(params: dict[str, Any]) -> Point:
+    """The base layer of the sweep."""
+    return Point(params["in_size"], params["channels"], params["kernel_size"],
+                 params["batch_size"])
+
+
+def run(params: dict[str, Any], device: torch.device) -> Result:
+    """Count both machines over the sweep, measure the sweep and the base layer's rounds."""
+    base = base_point(params)
+    sweeps = {k: params[f"sweep_{k}"] for k in KNOBS}
+    points, members = sweep_points(base, sweeps)
+    roof = Roofline.measure(device, sizes_bytes=[params["roofline_ws_mib"] << 20],
+                            matmul_n=params["matmul_n"],
+                            min_run_time_s=params["min_run_time_s"])
+    monitor = EnergyMonitor(device)
+    table = run_sweep(points, device, roof, params["min_run_time_s"], params["seed"],
+                      params["energy_window_s"], monitor)
+    times = time_rounds(base, device, params["timing_rounds"], params["min_run_time_s"],
+                        params["seed"])
+    return Result(params=params,
+                  machines=machine_rows(points, params["mesh_tile"], params["mesh_reduction"]),
+                  base_times_s=times, table=table, pairs=paired(table), members=members,
+                  roof=roof, energy_method=monitor.method)
+
+
+# ----------------------------------------------------------------------------- verdict
+
+
+def decide(result: Result) -> verdict.Decision:
+    """Two tests (von Neumann time at the base layer, mesh traffic over the sweep); the
+    von Neumann bytes and the weight counts as facts."""
+    p, m = result.params, result.machines
+    times = result.base_times_s
+    where = f"{p['mesh_reduction']} reduction, {p['mesh_tile']}x{p['mesh_tile']} positions a PE"
+    tests = [
+        verdict.Test("von Neumann step time",
+                     "conv / locally connected step time at the base layer (measured)",
+                     verdict.ratio_interval(times["conv"], times["local"]),
+                     verdict.Rule(">=", float(p["time_ratio_threshold"]))),
+        verdict.Test("mesh traffic",
+                     f"conv / locally connected bytes x hops on the mesh over the sweep "
+                     f"({where})",
+                     verdict.span(*mesh_range(m), value=base_mesh_ratio(result)),
+                     verdict.Rule(">=", float(p["much_more_factor"]))),
+    ]
+    base = base_point(p)
+    facts = [
+        verdict.Fact("von Neumann fewest bytes",
+                     "largest conv / locally connected fewest bytes over the sweep",
+                     float(m["vn_bytes_ratio"].max()), "x",
+                     "counted: below 1 by construction, a filter per position"),
+        verdict.Fact("weights", "locally connected / conv weights at the base layer",
+                     base.positions, "x", "architecture: one filter per output position"),
+        verdict.Fact("partial products", "products summed into one weight's gradient, "
+                     "conv / locally connected", base.positions, "x",
+                     "architecture: a shared weight sums over every position"),
+    ]
+    return verdict.Decision(tests, facts)
+
+
+def _base_machines(result: Result) -> pd.Series:
+    """Both machines' counts at the base layer."""
+    b = base_point(result.params)
+    return result.machines.set_index(list(KNOBS)).loc[
+        (b.in_size, b.channels, b.kernel_size, b.batch_size)]
+
+
+def base_mesh_ratio(result: Result) -> float:
+    """The mesh ratio at the base layer (the value the mesh test's range is shown around)."""
+    return float(_base_machines(result)["mesh_ratio"])
+
+
+def machine_numbers(result: Result) -> dict[str, Any]:
+    """The key numbers of the two machines, for the results file and the prose."""
+    m = result.machines
+    lo, hi = mesh_range(m)
+    base = base_point(result.params)
+    b = _base_machines(result)
+    shape = (base.channels, base.channels, base.kernel_size, base.in_size, base.batch_size)
+    other = "ring" if result.params["mesh_reduction"] == "tree" else "tree"
+    return {
+        "mesh_conv_over_lc_min": lo, "mesh_conv_over_lc_max": hi,
+        "mesh_silent_points": int((~m["mesh_ratio"].map(math.isfinite)).sum()),
+        "mesh_conv_over_lc_base": base_mesh_ratio(result),
+        "mesh_conv_over_lc_base_other": conv_over_local(
+            *shape, tile=result.params["mesh_tile"], reduction=other),
+        "mesh_other_reduction": other,
+        "mesh_pes_base": int(b["mesh_pes"]),
+        "mesh_halo_mb_hops_base": float(b["mesh_halo"]) / 1e6,
+        "mesh_sync_mb_hops_base": float(b["mesh_sync_conv"]) / 1e6,
+        "vn_conv_over_lc_bytes_min": float(m["vn_bytes_ratio"].min()),
+        "vn_conv_over_lc_bytes_max": float(m["vn_bytes_ratio"].max()),
+        "mesh_points_past_factor": int((m["mesh_ratio"].map(math.isfinite)
+                                        & (m["mesh_ratio"]
+                                           >= result.params["much_more_factor"])).sum()),
+        "n_points": len(m),
+    }
+
+
 # ----------------------------------------------------------------------------- comparisons
 
 
@@ -252,58 +413,6 @@ def paired(table: pd.DataFrame) -> pd.DataFrame:
     for c in cols:
         out[f"{c}_ratio"] = out[f"{c}_local"] / out[f"{c}_conv"]
     return out.reset_index()
-
-
-def conv_costs_more_share(pairs: pd.DataFrame, metric: str) -> float:
-    """Share of points where the convolution's ``metric`` exceeds the local layer's."""
-    return float((pairs[f"{metric}_conv"] > pairs[f"{metric}_local"]).mean())
-
-
-def verdict(pairs: pd.DataFrame, energy_measured: bool) -> tuple[str, dict[str, float]]:
-    """The verdict and, per metric, the share of points where conv costs more."""
-    metrics = list(METRICS) + (["energy_j"] if energy_measured else [])
-    shares = {m: conv_costs_more_share(pairs, m) for m in metrics}
-    sides = [s >= MAJORITY for s in shares.values()]
-    if all(sides):
-        return "supported", shares
-    if not any(sides):
-        return "not supported", shares
-    return "mixed", shares
-
-
-def explain(verdict_: str, shares: dict[str, float], pairs: pd.DataFrame) -> str:
-    """One paragraph with the numbers behind the verdict (all from the run)."""
-    names = {"min_bytes": "the fewest bytes a step must move",
-             "step_time_s": "the measured step time", "energy_j": "the measured energy"}
-    n = len(pairs)
-    parts = [f"the convolution costs more in {names[m]} at {round(s * n)} of {n} points"
-             for m, s in shares.items()]
-    return (
-        "Across the sweep, " + "; ".join(parts) + ". The locally connected layer moves "
-        f"{pairs['min_bytes_ratio'].min():.1f} to {pairs['min_bytes_ratio'].max():.1f} "
-        "times the bytes, and each convolution weight's gradient sums "
-        f"{int((pairs['partial_products_conv'] // pairs['partial_products_local']).min()):,}"
-        " or more times as many partial products as a local weight's, without extra FLOPs. "
-        f"Verdict: {verdict_}."
-    )
-
-
-def conclusion(pairs: pd.DataFrame) -> str:
-    """What this run says about not sharing on this device, from the paired points."""
-    n = len(pairs)
-    more = {
-        "bytes": int((pairs["min_bytes_local"] > pairs["min_bytes_conv"]).sum()),
-        "time": int((pairs["step_time_s_local"] > pairs["step_time_s_conv"]).sum()),
-        "memory": int((pairs["footprint_bytes_local"] > pairs["footprint_bytes_conv"]).sum()),
-    }
-    if all(v == n for v in more.values()):
-        return ("On the device measured here, not sharing cost more bytes, more time and more "
-                f"memory than sharing at every one of the {n} sweep points: fetching and "
-                "storing a filter per position costs more than the sum over positions that "
-                "sharing requires.")
-    parts = ", ".join(f"more {k} at {v}" for k, v in more.items())
-    return (f"On the device measured here, not sharing cost {parts} of the {n} sweep points; "
-            "at the others, sharing was the costlier choice on that measure.")
 
 
 #: Names in the glued numbers that are counted (deterministic), not measured.
@@ -409,82 +518,6 @@ def measured_points(table: pd.DataFrame) -> list[dict[str, Any]]:
     return table[list(MEASURE_COLUMNS)].to_dict(orient="records")
 
 
-def comm_numbers(rows: pd.DataFrame) -> dict[str, float]:
-    """kB per step between workers: data parallel and spatial, for both layers."""
-    def total(sharing: str, split_prefix: str) -> float:
-        sel = rows[(rows["sharing"] == sharing) & rows["split"].str.startswith(split_prefix)]
-        return float(sel["bytes"].sum()) / 1e3
-
-    return {"dp_conv_kb": total("conv", "data"), "dp_local_kb": total("local", "data"),
-            "spatial_conv_kb": total("conv", "spatial"),
-            "spatial_local_kb": total("local", "spatial")}
-
-
-def workers_grid(workers: int) -> tuple[int, int]:
-    """The most nearly square ``rows x cols`` factorisation of ``workers``."""
-    rows = max(r for r in range(1, int(math.isqrt(workers)) + 1) if workers % r == 0)
-    return rows, workers // rows
-
-
-def communication(point: Point, workers: int) -> pd.DataFrame:
-    """Bytes each step sends between ``workers``, for both layers, two ways of splitting.
-
-    * data parallel: each worker has the whole layer and a slice of the batch; the
-      weight gradients are all-reduced (ring: ``2 (p-1)/p |W|`` bytes sent per worker),
-      reported summed over workers;
-    * spatial: each worker has a tile of the feature map and the whole batch; both
-      layers exchange halos (forward and backward, :func:`halo_exchange_bytes`, summed
-      over workers); the convolution also all-reduces its shared weights' gradients;
-      the locally connected layer's weights belong to the worker owning their positions.
-    """
-    p = workers
-    grid = workers_grid(p)
-    halo = halo_exchange_bytes(point.batch_size, point.channels, point.in_size,
-                               point.kernel_size, grid, DTYPE_BYTES)
-    rows = []
-    for sharing in SHARINGS:
-        t = layer_traffic(sharing, point.channels, point.channels, point.kernel_size,
-                          point.in_size, point.batch_size, 1, point.padding, DTYPE_BYTES)
-        allreduce = p * ring_allreduce_bytes_per_worker(t.weight_bytes, p)
-        rows.append({"sharing": sharing, "split": "data parallel",
-                     "bytes": allreduce, "part": "weight-gradient all-reduce"})
-        rows.append({"sharing": sharing, "split": f"spatial ({grid[0]}x{grid[1]} tiles)",
-                     "bytes": allreduce if sharing == "conv" else 0,
-                     "part": "weight-gradient all-reduce"})
-        rows.append({"sharing": sharing, "split": f"spatial ({grid[0]}x{grid[1]} tiles)",
-                     "bytes": halo, "part": "halo exchange"})
-    return pd.DataFrame(rows)
-
-
-# ----------------------------------------------------------------------------- memory
-
-
-def _local_need(p: Point) -> int:
-    """Bytes a locally connected step at ``p`` holds at most: weights and their gradient,
-    input and output with their gradients, and, on the layer's ``bmm`` path (CUDA, or no C
-    compiler), three copies of the unfolded input (``unfold``'s output, the contiguous copy
-    ``bmm`` makes, and its gradient; the fused CPU kernel makes none)."""
-    k2c = p.channels * p.kernel_size**2
-    weights = p.positions * k2c * p.channels
-    x = p.batch_size * p.channels * p.in_size**2
-    y = p.batch_size * p.channels * p.positions
-    cols = p.batch_size * k2c * p.positions
-    return DTYPE_BYTES * (2 * weights + 2 * x + 2 * y + 3 * cols)
-
-
-def memory_estimate(params: dict[str, Any]) -> int:
-    """Bytes needed by the largest sweep point's locally connected step (the conv needs
-    less), or the roofline measurement's arrays if larger."""
-    base = Point(int(params.get("in_size", 16)), int(params.get("channels", 32)),
-                 int(params.get("kernel_size", 3)), int(params.get("batch_size", 16)))
-    sweeps = {k: params.get(f"sweep_{k}", []) for k in KNOBS}
-    points, _ = sweep_points(base, sweeps)
-    need = max(_local_need(p) for p in points)
-    roofline = int(params.get("roofline_ws_mib", 0)) << 20
-    mm = 3 * int(params.get("matmul_n", 0)) ** 2 * DTYPE_BYTES
-    return max(need, roofline, mm)
-
-
 # ----------------------------------------------------------------------------- charts
 
 
@@ -583,13 +616,33 @@ def roofline_chart(roof: Roofline, table: pd.DataFrame, title: str) -> alt.Layer
     return alt.layer(line, ridge, dots).properties(title=title)
 
 
-def comm_chart(rows: pd.DataFrame, title: str) -> alt.Chart:
-    """Bytes between workers per step, by layer and way of splitting."""
-    return alt.Chart(rows).mark_bar().encode(
-        y=alt.Y("sharing:N", title=None),
-        x=alt.X("sum(bytes):Q", title="bytes sent per training step, all workers"),
-        color=alt.Color("part:N", title=None, legend=alt.Legend(orient="bottom")),
-        row=alt.Row("split:N", title=None,
-                    header=alt.Header(labelAngle=0, labelAlign="left", labelFontSize=12)),
-        tooltip=["split:N", "sharing:N", "part:N", alt.Tooltip("sum(bytes):Q", format=",")],
-    ).properties(width=380, height=60, title=title).resolve_scale(x="independent")
+def machines_chart_rows(machines: pd.DataFrame, members: list[tuple[str, Point]]
+                        ) -> pd.DataFrame:
+    """Long table of conv / locally connected traffic on both machines, per knob value."""
+    index = machines.set_index(list(KNOBS))
+    rows = []
+    for knob, p in members:
+        r = index.loc[(p.in_size, p.channels, p.kernel_size, p.batch_size)]
+        for label, col in (("von Neumann: fewest bytes", "vn_bytes_ratio"),
+                           ("mesh: bytes x hops", "mesh_ratio")):
+            if math.isfinite(float(r[col])):
+                rows.append({"knob": KNOB_LABELS[knob], "value": getattr(p, knob),
+                             "machine": label, "ratio": float(r[col])})
+    return pd.DataFrame(rows)
+
+
+def machines_chart(rows: pd.DataFrame, factor: float, title: str) -> alt.FacetChart:
+    """Conv over locally connected on both machines against each knob, log scale, with the
+    parity line (solid) and the 'much more' factor (dashed)."""
+    lines = alt.Chart().mark_line(point=True).encode(
+        x=alt.X("value:O", title=None, axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("ratio:Q", scale=alt.Scale(type="log"),
+                title="conv / locally connected (log)"),
+        color=alt.Color("machine:N", title=None,
+                        legend=alt.Legend(orient="bottom", labelLimit=0)),
+        tooltip=["knob:N", "value:Q", "machine:N", alt.Tooltip("ratio:Q", format=".3g")])
+    one = alt.Chart().mark_rule(color="#888").encode(y=alt.datum(1))
+    much = alt.Chart().mark_rule(color="#888", strokeDash=[4, 4]).encode(y=alt.datum(factor))
+    return alt.layer(lines, one, much, data=rows).properties(width=230, height=170).facet(
+        facet=alt.Facet("knob:N", title=None, sort=[KNOB_LABELS[k] for k in KNOBS]),
+        columns=2).resolve_scale(x="independent").properties(title=title)
