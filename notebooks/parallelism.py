@@ -117,9 +117,9 @@ results.glue_verdict(decision, ch.CLAIM)
 # algorithm's 2(*p*-1)/*p* *n* per process {cite}`patarasuk_yuan_2009`). Partitioned,
 # the convolutional net sends {glue:text}`digits_spatial_conv_over_lc:.2f` times the
 # locally connected net's bytes; its communication takes
-# {glue:text}`measured_ratio:.2f` times as long per step (95% interval
-# {glue:text}`measured_ratio_lo:.2f` to {glue:text}`measured_ratio_hi:.2f` over the
-# timed steps).
+# {glue:text}`measured_ratio:.2f` times as long per step (the ratio of the median steps;
+# 95% interval {glue:text}`measured_ratio_lo:.2f` to {glue:text}`measured_ratio_hi:.2f`,
+# bootstrapped over the timed steps).
 
 # %% tags=["hide-input"]
 glue("fig-parallel-real", charts.figure(ch.chart_real(result), "parallel-real"),
@@ -232,10 +232,11 @@ glue("fig-parallel-model-time", charts.figure(ch.chart_model(result, "time"),
 # the memory for parameters and the communication between replicas on different
 # processors: the data-parallel and parameter-server numbers above are that statement
 # counted, and they follow from the parameter counts alone, so they are shown as facts
-# rather than tests. DistBelief {cite}`dean_2012_distbelief` trained locally connected
-# nets by partitioning each replica over machines, the arrangement in which unshared
-# weights stay home; that is the regime the essay's picture describes and the one the
-# tests below judge.
+# rather than tests. DistBelief {cite}`dean_2012_distbelief` partitioned each model
+# replica over machines and observed that locally connected models, whose partitions
+# exchange little, spread more easily than fully connected ones; its image model was
+# locally connected. Partitioning is the arrangement in which unshared weights stay
+# home, the regime the essay's picture describes, and the one the tests below judge.
 #
 # ## Verdict
 #

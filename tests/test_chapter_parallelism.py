@@ -23,7 +23,7 @@ from gardenpath.verdict import Interval, exact
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"seed": 0, "canvas": 8, "channels": [4, 8], "batch_size": 4, "steps": 1, "lr": 0.05,
-        "threads": 1, "sweep_max_kib": 4, "sweep_repeats": 2, "timeout_s": 60}
+        "threads": 1, "sweep_max_kib": 4, "sweep_repeats": 2, "timeout_s": 120}
 BYTES_ONLY = Link.single(0.0, 1.0)
 
 
@@ -187,7 +187,7 @@ def test_real_run_three_processes_counts_exactly():
     assert s["conv_spatial"]["shared_params"] == (9 * 4 + 4) + (4 * 9 * 8 + 8)
 
 
-def _torchrun(*args: str, timeout: float = 50) -> dict:
+def _torchrun(*args: str, timeout: float = 120) -> dict:
     """The torchrun command, 2 processes, in its own process group (killed on timeout)."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
            "--nproc_per_node=2", "-m", "gardenpath.measure.distributed", *args, "--json"]
@@ -241,3 +241,12 @@ def test_smoke_results(smoke_tree):
                                                   "ResNet-18 at paper scale"]
     assert any(f["value"] == n["server_lc_over_conv"] for f in res["facts"])
     assert res["measurements"]["link_fit_rms_over_latency"] > 0
+
+
+def test_only_a_spatial_run_needs_bands_that_pool_evenly():
+    cfg = {**TINY, "canvas": 16}  # 16 rows do not split into 3 bands that pool twice
+    distributed._check(cfg, 3, [("conv", "data"), ("lc", "server")])
+    with pytest.raises(ValueError, match="multiple"):
+        distributed._check(cfg, 3, [("conv", "spatial")])
+    with pytest.raises(ValueError, match="at least 2"):
+        distributed._check(cfg, 1, [("conv", "data")])

@@ -129,9 +129,18 @@ def timed_steps(step: Callable[[], None], counter: CommCounter, steps: int,
     return {"step_s": step_s, "comm_s": comm_s, "sent_bytes": sent, "ops": ops}
 
 
-def _batches(n: int, seed: int, shard: slice) -> torch.Tensor:
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    return order[shard]
+class Batches:
+    """Consecutive batches of ``size`` indices from a seeded shuffle's ``shard``, wrapping."""
+
+    def __init__(self, n: int, seed: int, shard: slice, size: int) -> None:
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+        self.order, self.size, self.calls = order[shard], size, 0
+
+    def next(self) -> torch.Tensor:
+        """The next batch's indices."""
+        i = self.calls * self.size % max(1, len(self.order) - self.size)
+        self.calls += 1
+        return self.order[i:i + self.size]
 
 
 def _data_run(sharing: str, cfg: dict[str, Any], x: torch.Tensor, y: torch.Tensor,
@@ -144,16 +153,13 @@ def _data_run(sharing: str, cfg: dict[str, Any], x: torch.Tensor, y: torch.Tenso
     counter = CommCounter()
     counter.attach(ddp)
     opt = torch.optim.SGD(ddp.parameters(), lr=cfg["lr"])
-    shard = _batches(len(x), cfg["seed"], slice(rank, None, world))
-    b, calls = cfg["batch_size"], [0]
+    batches = Batches(len(x), cfg["seed"], slice(rank, None, world), cfg["batch_size"])
 
     def step() -> None:
-        i = calls[0] * b % max(1, len(shard) - b)
-        idx = shard[i:i + b]
+        idx = batches.next()
         opt.zero_grad(set_to_none=False)
         F.cross_entropy(ddp(x[idx].to(dev)), y[idx].to(dev)).backward()
         opt.step()
-        calls[0] += 1
 
     return {"role": "worker", "parameters": sum(p.numel() for p in net.parameters()),
             **timed_steps(step, counter, cfg["steps"], dev)}
@@ -168,27 +174,25 @@ def _spatial_run(sharing: str, cfg: dict[str, Any], x: torch.Tensor, y: torch.Te
     net = SpatialDigitsNet(full, cfg["canvas"], rank, world,
                            BandComm(rank, world, counter)).to(dev)
     opt = torch.optim.SGD(net.parameters(), lr=cfg["lr"])
-    gb = cfg["batch_size"] * world  # the same images per step as data parallel
-    order = _batches(len(x), cfg["seed"] + 1, slice(None))
+    # the same images per step as data parallel, every band seeing all of them
+    batches = Batches(len(x), cfg["seed"] + 1, slice(None), cfg["batch_size"] * world)
 
     # correctness: one step's gradients against the whole net on one process
-    xb, yb = x[order[:gb]].to(dev), y[order[:gb]].to(dev)
+    first = batches.order[:batches.size]
+    xb, yb = x[first].to(dev), y[first].to(dev)
     F.cross_entropy(full(xb), yb).backward()
     F.cross_entropy(net(net.band_input(xb)), yb).backward()
     net.sync_shared_grads()
     grad_error = net.grad_error(full)
     grad_scale = float(max(p.grad.abs().max() for p in full.parameters()))
-    calls = [0]
 
     def step() -> None:
-        i = calls[0] * gb % max(1, len(order) - gb)
-        idx = order[i:i + gb]
+        idx = batches.next()
         xb, yb = x[idx].to(dev), y[idx].to(dev)
         opt.zero_grad(set_to_none=False)
         F.cross_entropy(net(net.band_input(xb)), yb).backward()
         net.sync_shared_grads()
         opt.step()
-        calls[0] += 1
 
     return {"role": "band", "grad_error": grad_error, "grad_scale": grad_scale,
             "params_held": sum(p.numel() for p in net.parameters()),
@@ -226,12 +230,10 @@ def _server_run(sharing: str, cfg: dict[str, Any], x: torch.Tensor, y: torch.Ten
                 "step_s": [], "comm_s": [],
                 "sent_bytes": [total / (WARMUP + cfg["steps"])] * cfg["steps"],
                 "ops": {"server_pull_send": total / (WARMUP + cfg["steps"])}}
-    shard = _batches(len(x), cfg["seed"], slice(rank - 1, None, workers))
-    b, calls = cfg["batch_size"], [0]
+    batches = Batches(len(x), cfg["seed"], slice(rank - 1, None, workers), cfg["batch_size"])
 
     def step() -> None:
-        i = calls[0] * b % max(1, len(shard) - b)
-        idx = shard[i:i + b]
+        idx = batches.next()
         net.zero_grad(set_to_none=False)
         F.cross_entropy(net(x[idx].to(dev)), y[idx].to(dev)).backward()
         g = parameters_to_vector([p.grad for p in params])
@@ -239,7 +241,6 @@ def _server_run(sharing: str, cfg: dict[str, Any], x: torch.Tensor, y: torch.Ten
         counter.call("worker_pull_recv", dist.recv, flat, 0)
         with torch.no_grad():
             vector_to_parameters(flat, params)
-        calls[0] += 1
 
     return {"role": "worker", "parameters": flat.numel(),
             **timed_steps(step, counter, cfg["steps"], dev)}
@@ -299,6 +300,14 @@ def _spawned(rank: int, cfg: dict[str, Any], port: int, out_dir: str, x: torch.T
         json.dump(out, fh)
 
 
+def _check(cfg: dict[str, Any], world: int, jobs: Sequence[tuple[str, str]]) -> None:
+    """Two processes at least; for a spatial job, bands that every stage can pool."""
+    if world < 2:
+        raise ValueError("a distributed run needs at least 2 processes")
+    if any(regime == "spatial" for _, regime in jobs):
+        check_config(world, cfg["canvas"], cfg["channels"])
+
+
 class Launch:
     """Processes of a run that were started and not yet gathered."""
 
@@ -312,7 +321,7 @@ def launch(cfg: dict[str, Any], device: torch.device, jobs: Sequence[tuple[str, 
     """Spawn ``world_size`` processes running :func:`run_rank` and return at once."""
     import torch.multiprocessing as mp
 
-    check_config(cfg["world_size"], cfg["canvas"], cfg["channels"])
+    _check(cfg, cfg["world_size"], jobs)
     cfg = {**cfg, "backend": choose_backend(device, cfg["world_size"])}
     x, y = digits_data(cfg["canvas"], cfg["seed"])
     out_dir = tempfile.TemporaryDirectory(prefix="gardenpath-parallel-")
@@ -426,7 +435,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "RANK" in os.environ and "WORLD_SIZE" in os.environ:  # started by torchrun
         rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
         cfg = config(args, world)
-        check_config(world, cfg["canvas"], cfg["channels"])
+        _check(cfg, world, job)
         backend = choose_backend(device, int(os.environ.get("LOCAL_WORLD_SIZE", world)))
         if cfg["threads"] > 0:
             torch.set_num_threads(cfg["threads"])
