@@ -149,9 +149,9 @@ ch.real_table(result)
 # {glue:text}`sweep_repeats` interleaved rounds. A ring all-reduce is a sequence of
 # messages, each costing a latency alpha plus its bytes times beta; the fit takes each
 # size's fastest round (the reading least disturbed by other work on this shared
-# machine) and fits alpha and beta separately for message sizes up to
-# {glue:text}`link_split_text` and above, since caches make the cost per byte change with
-# size ({numref}`fig-parallel-sweep`). The smallest messages give a latency of
+# machine) and fits alpha and beta separately in each range of message sizes, the ranges
+# meeting at {glue:text}`link_split_text`, since caches make the cost per byte change
+# with size ({numref}`fig-parallel-sweep`). The smallest messages give a latency of
 # {glue:text}`latency_us:.0f` µs with a misfit of {glue:text}`latency_rms_us:.0f` µs.
 # {glue:md}`fit_sentence` The largest give {glue:text}`bandwidth_gbs:.2f` GB/s, with a
 # misfit of {glue:text}`bandwidth_rel_rms:.0%` of their times. These are processes on one

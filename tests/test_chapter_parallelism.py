@@ -250,3 +250,36 @@ def test_only_a_spatial_run_needs_bands_that_pool_evenly():
         distributed._check(cfg, 3, [("conv", "spatial")])
     with pytest.raises(ValueError, match="at least 2"):
         distributed._check(cfg, 1, [("conv", "data")])
+
+
+def _job(net, regime, role, sent, step_s, ops, **extra):
+    return {"net": net, "regime": regime, "role": role, "sent_bytes": [sent] * len(step_s or [0]),
+            "step_s": step_s, "comm_s": [t / 2 for t in step_s], "ops": ops, **extra}
+
+
+def test_summarise_real_adds_ranks_and_leaves_the_server_out_of_step_times():
+    jobs = []
+    for rank in range(2):
+        row = []
+        for net, regime in ch.JOBS:
+            if regime == "server" and rank == 0:
+                row.append(_job(net, regime, "server", 80.0, [], {"server_pull_send": 80.0},
+                                parameters=10))
+            elif regime == "spatial":
+                row.append(_job(net, regime, "band", 30.0, [0.1 * (rank + 1), 0.3],
+                                {"halo_forward": 20.0, "logits_all_reduce": 10.0},
+                                grad_error=1e-7 * (rank + 1), grad_scale=1.0,
+                                shared_params=0, params_held=5 + rank))
+            else:
+                row.append(_job(net, regime, "worker", 80.0 if regime == "server" else 40.0,
+                                [0.2, 0.1 * (rank + 1)], {"worker_push": 80.0}, parameters=10))
+        jobs.append({"rank": rank, "jobs": row})
+    real = {"cfg": {**TINY, "world_size": 2}, "ranks": jobs}
+    s = ch.summarise_real(real)
+    assert s["conv_server"]["sent_bytes"] == 160.0  # the worker's push and the server's reply
+    assert s["conv_server"]["workers"] == 1 and s["conv_server"]["step_s"] == [0.2, 0.2]
+    assert s["local_data"]["step_s"] == [0.2, 0.2]  # per step, the slowest rank
+    assert s["local_spatial"]["ops"] == {"halo_forward": 40.0, "logits_all_reduce": 20.0}
+    assert s["local_spatial"]["grad_error"] == 2e-7
+    assert s["local_spatial"]["params_held_max"] == 6
+    assert s["halo_formula"]["bytes"] == part.expected_halo_bytes(8, [4, 8], 2, 8)

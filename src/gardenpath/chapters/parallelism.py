@@ -151,7 +151,7 @@ def run(params: dict[str, Any], device: torch.device) -> dict[str, Any]:
     }
     return {"params": params, "backend": real["cfg"]["backend"],
             "rank_device": real["ranks"][0]["device"], "summary": summary,
-            "sweep_sizes": sizes, "sweep_times": times.tolist(), "link": link,
+            "sweep_sizes": sizes, "sweep_times": times.tolist(), "link": link, "links": links,
             "layout": layout, "model": model, "intervals": intervals,
             "facts": paper_facts(layout, p, batch, summary)}
 
@@ -237,18 +237,20 @@ def numbers(result: dict[str, Any]) -> dict[str, Any]:
         out[f"{sharing}_resnet_spatial"] = layout[f"{sharing}_spatial"]
     out["conv_spatial_shared_sent_bytes"] = round(
         s["conv_spatial"]["ops"].get("shared_grad_all_reduce", 0.0))
-    model = result["model"]
-    dc = model[model["link"] == "datacenter (assumed)"]
-    w = result["params"]["decide_workers"]
-    for _, row in dc[dc["workers"] == w].iterrows():
-        key = f"model_{_regime_key(row['regime'])}_{row['sharing']}_sent_mb"
-        out[key] = row["sent_bytes"] / 1e6
+    for key, r in _at_decide_workers(result, result["links"]["datacenter (assumed)"]):
+        out[f"model_{key}_sent_mb"] = r["sent_bytes"] / 1e6
     out["resnet_bn_params"], out["resnet_fc_params"] = layout["bn_params"], layout["fc_params"]
     return out
 
 
-def _regime_key(regime: str) -> str:
-    return {"data parallel": "data", "spatial": "spatial", "parameter server": "server"}[regime]
+def _at_decide_workers(result: dict[str, Any], link: Link) -> list[tuple[str, dict]]:
+    """``(<regime>_<sharing>, regime_comm(...))`` for ResNet-18 at ``decide_workers``."""
+    p = result["params"]
+    keys = {"data parallel": "data", "spatial": "spatial", "parameter server": "server"}
+    return [(f"{keys[r]}_{s}", partitioned.regime_comm(result["layout"], r, s,
+                                                      p["decide_workers"], p["model_batch"],
+                                                      link))
+            for r in REGIMES for s in SHARINGS]
 
 
 def measurements(result: dict[str, Any]) -> dict[str, Any]:
@@ -269,12 +271,8 @@ def measurements(result: dict[str, Any]) -> dict[str, Any]:
     for name, iv in result["intervals"].items():
         out[f"{name}_ratio"], out[f"{name}_ratio_lo"], out[f"{name}_ratio_hi"] = \
             iv.value, iv.lo, iv.hi
-    model = result["model"]
-    here = model[(model["link"] == "this machine (fitted)")
-                 & (model["workers"] == result["params"]["decide_workers"])]
-    for _, row in here.iterrows():
-        out[f"model_{_regime_key(row['regime'])}_{row['sharing']}_here_ms"] = \
-            1e3 * row["time_s"]
+    for key, r in _at_decide_workers(result, link):
+        out[f"model_{key}_here_ms"] = 1e3 * r["time_s"]
     return out
 
 
@@ -384,14 +382,12 @@ def chart_model(result: dict[str, Any], value: str) -> alt.Chart:
 
 def setup_values(result: dict[str, Any]) -> dict[str, Any]:
     """Parameters and run facts, flat, for ``{glue:text}``."""
-    p, link = result["params"], result["link"]
-    sizes = result["sweep_sizes"]
+    p, sizes = result["params"], result["sweep_sizes"]
     return {"channels_text": " and ".join(str(c) for c in p["channels"]),
             "backend": result["backend"], "sweep_min_bytes": min(sizes),
             "sweep_max_bytes": max(sizes), "sweep_sizes_count": len(sizes),
             "link_split_text": ", ".join(f"{k:,} KiB" for k in p["link_ranges_kib"]),
-            "workers_in_server_run": p["world_size"] - 1, "draws": DRAWS,
-            "latency_range_kib": link.ranges[0][0] / 1024 if len(link.ranges) > 1 else 0}
+            "workers_in_server_run": p["world_size"] - 1}
 
 
 def prose(result: dict[str, Any]) -> dict[str, str]:
