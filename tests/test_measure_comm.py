@@ -16,11 +16,14 @@ import torch.multiprocessing as mp
 from gardenpath.measure.comm import (
     CommCounter,
     CommRecord,
+    Link,
     allreduce_sweep,
     fit_alpha_beta,
+    fit_link,
     halo_exchange_bytes,
     ring_allreduce_bytes_per_worker,
     ring_allreduce_time,
+    sweep_sizes,
     tensor_bytes,
 )
 
@@ -53,6 +56,59 @@ def test_fit_recovers_known_alpha_beta():
     assert ring.bandwidth_bytes_per_s == pytest.approx(1 / beta)
     with pytest.raises(ValueError, match="two or more sizes"):
         fit_alpha_beta([(10, 1.0), (10, 2.0)])
+
+
+def test_sweep_sizes_are_every_power_of_two():
+    assert sweep_sizes(64) == [4, 8, 16, 32, 64]
+    assert sweep_sizes(100, 16) == [16, 32, 64]
+    with pytest.raises(ValueError):
+        sweep_sizes(2)
+
+
+def _records(cost, sizes, world=2, rounds=3, noise=()):
+    """Sweep records of a ring all-reduce whose messages cost ``cost(m)``; ``noise`` adds
+    a slow reading to some (round, size) pairs, as a busy machine would."""
+    out = []
+    for r in range(rounds):
+        for n in sizes:
+            t = 2 * (world - 1) * cost(n / world) + (5e-3 if (r, n) in noise else 0.0)
+            out.append(CommRecord("all_reduce", n, t, world))
+    return out
+
+
+def test_fit_link_recovers_a_link_per_size_range():
+    small, large = (40e-6, 2e-9), (300e-6, 0.5e-9)
+
+    def cost(m):
+        a, b = small if m <= 32768 else large
+        return a + m * b
+
+    sizes = sweep_sizes(2 ** 24)
+    link = fit_link(_records(cost, sizes, noise={(1, 1024), (2, 2 ** 22)}), [32768])
+    assert len(link.ranges) == 2
+    (_, lo), (_, hi) = link.ranges
+    assert (lo.alpha_s, lo.beta_s_per_byte) == (pytest.approx(small[0]), pytest.approx(small[1]))
+    assert (hi.alpha_s, hi.beta_s_per_byte) == (pytest.approx(large[0]), pytest.approx(large[1]))
+    assert link.latency_s == pytest.approx(40e-6)
+    assert link.rms_over_latency < 1e-6  # the fastest round of each size: noise gone
+    assert link.message_s(1000) == pytest.approx(cost(1000))
+    assert link.message_s(10 ** 6) == pytest.approx(cost(10 ** 6))
+    assert link.allreduce_s(8e6, 4) == pytest.approx(6 * cost(2e6))
+    assert link.allreduce_s(8e6, 1) == 0
+    # one line through both ranges cannot follow them: its misfit exceeds the latency
+    assert fit_link(_records(cost, sizes), []).rms_over_latency > 1
+
+
+def test_fit_link_merges_a_range_with_too_few_sizes():
+    link = fit_link(_records(lambda m: 1e-5 + m * 1e-9, sweep_sizes(2 ** 16)), [16384])
+    assert len(link.ranges) == 1  # above 16 KiB: one message size only
+    assert link.latency_s == pytest.approx(1e-5)
+
+
+def test_single_link_is_the_alpha_beta_model():
+    link = Link.single(1e-5, 1e-9)
+    assert link.allreduce_s(1000, 4) == pytest.approx(ring_allreduce_time(1000, 4, 1e-5, 1e-9))
+    assert link.message_s(0) == pytest.approx(1e-5)
 
 
 def test_tensor_bytes():
@@ -159,7 +215,7 @@ def test_real_two_process_gloo_allreduce_is_counted_exactly(tmp_path):
         assert res["ddp_ops"] == ["ddp_bucket_all_reduce"]
         assert res["grads_equal"]
         sizes = [s for s, _, _ in res["sweep"]]
-        assert sizes == [4096, 4096, 65536, 65536]
+        assert sizes == [4096, 65536, 4096, 65536]  # interleaved rounds
         assert all(t > 0 and w == 2 for _, t, w in res["sweep"])
 
 

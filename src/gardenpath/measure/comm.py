@@ -19,6 +19,7 @@ depend on the algorithm (ring: ``2 (p-1)/p`` times the payload).
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -288,24 +289,131 @@ def halo_exchange_bytes(
     return 2 * total if backward else total
 
 
+def sweep_sizes(max_bytes: int, min_bytes: int = 4) -> list[int]:
+    """All-reduce sizes for a link sweep: every power of two from ``min_bytes`` to ``max_bytes``.
+
+    A factor of two apart, so that each size range of a :class:`Link` holds several points.
+    """
+    if min_bytes < 1 or max_bytes < min_bytes:
+        raise ValueError(f"need 1 <= min_bytes <= max_bytes, got {min_bytes}, {max_bytes}")
+    out, n = [], 1
+    while n <= max_bytes:
+        if n >= min_bytes:
+            out.append(n)
+        n *= 2
+    return out
+
+
 def allreduce_sweep(
     sizes_bytes: Sequence[int],
     device: torch.device | str = "cpu",
     repeats: int = 5,
     group: Any = None,
 ) -> list[CommRecord]:
-    """All-reduce float32 tensors of each size ``repeats`` times; return every record.
+    """All-reduce float32 tensors of each size, in ``repeats`` interleaved rounds.
 
-    Every rank must call it with the same arguments. Feed the result to
-    :func:`fit_alpha_beta` to get this group's alpha and beta.
+    Each round times every size once (after a barrier, so both ends start together), so a
+    slow spell of a shared machine hits one round rather than one size. Every rank must
+    call it with the same arguments; records come in round order. Feed them to
+    :func:`fit_link` (or :func:`fit_alpha_beta`).
     """
     counter = CommCounter(group)
-    records: list[CommRecord] = []
-    for size in sizes_bytes:
-        t = torch.zeros(max(1, int(size) // 4), dtype=torch.float32, device=device)
+    tensors = [torch.zeros(max(1, int(size) // 4), dtype=torch.float32, device=device)
+               for size in sizes_bytes]
+    for t in tensors:
         counter.all_reduce(t)  # warm-up: connection set-up, allocation
-        counter.reset()
-        for _ in range(repeats):
+    counter.reset()
+    for _ in range(repeats):
+        for t in tensors:
+            dist.barrier(group=group)
             counter.all_reduce(t)
-        records.extend(counter.reset())
-    return records
+    return counter.reset()
+
+
+@dataclass(frozen=True)
+class Link:
+    """A link's cost per message, ``alpha + m beta``, with one pair per message-size range.
+
+    ``ranges`` holds ``(upper_bytes, AlphaBeta)`` in increasing order (the last range's
+    upper bound is infinite): a message of ``m`` bytes costs the pair of the first range
+    whose upper bound is at least ``m``. One range is the plain alpha-beta model. A ring
+    all-reduce of ``n`` bytes over ``p`` workers is ``2 (p - 1)`` messages of ``n / p``.
+    """
+
+    ranges: tuple[tuple[float, AlphaBeta], ...]
+    #: per range, the RMS misfit over the mean measured time (empty for an assumed link)
+    relative_rms: tuple[float, ...] = ()
+
+    @classmethod
+    def single(cls, alpha_s: float, beta_s_per_byte: float) -> Link:
+        """One alpha and beta for every message size (a stated, assumed link)."""
+        return cls(((math.inf, AlphaBeta(alpha_s, beta_s_per_byte, None, 0.0)),))
+
+    def pair(self, message_bytes: float) -> AlphaBeta:
+        """The alpha-beta pair of the range ``message_bytes`` falls in."""
+        for upper, ab in self.ranges:
+            if message_bytes <= upper:
+                return ab
+        return self.ranges[-1][1]
+
+    def message_s(self, message_bytes: float) -> float:
+        """Seconds to send one message of ``message_bytes`` (negative fits clamp to 0)."""
+        ab = self.pair(message_bytes)
+        return max(0.0, ab.alpha_s + message_bytes * ab.beta_s_per_byte)
+
+    def allreduce_s(self, n_bytes: float, workers: int) -> float:
+        """Ring all-reduce of ``n_bytes`` over ``workers``: ``2 (p-1)`` messages of ``n/p``."""
+        if workers < 1:
+            raise ValueError("workers must be >= 1")
+        if workers == 1 or n_bytes <= 0:
+            return 0.0
+        return 2.0 * (workers - 1) * self.message_s(n_bytes / workers)
+
+    @property
+    def latency_s(self) -> float:
+        """Alpha of the smallest messages: the link's latency."""
+        return self.ranges[0][1].alpha_s
+
+    @property
+    def rms_over_latency(self) -> float:
+        """The latency range's RMS misfit over its alpha: below 1, the fit resolves the
+        latency it reports (the larger ranges' misfit is judged by :attr:`relative_rms`)."""
+        rms = self.ranges[0][1].rms_residual_s
+        return rms / self.latency_s if self.latency_s > 0 else math.inf
+
+
+def fit_link(records: Iterable[CommRecord], split_bytes: Sequence[float] = (),
+             stat: Callable[[np.ndarray], float] = np.min) -> Link:
+    """Fit a :class:`Link` per message-size range to an all-reduce sweep's records.
+
+    Per all-reduce size, ``stat`` of its repeats (default: the minimum, the reading least
+    disturbed by other work on a shared machine); then, per range of message sizes
+    (``n / p``, cut at ``split_bytes``), a least-squares fit of ``2 (p-1) (alpha + m beta)``.
+    A range with fewer than two sizes is merged with its neighbour.
+    """
+    by: dict[int, list[float]] = {}
+    workers = None
+    for r in records:
+        by.setdefault(r.payload_bytes, []).append(r.time_s)
+        workers = r.world_size
+    if workers is None or workers < 2:
+        raise ValueError("fit_link needs all-reduce records over two or more workers")
+    sizes = sorted(by)
+    points = [(n, float(stat(np.asarray(by[n])))) for n in sizes]
+    edges = [*sorted(split_bytes), math.inf]
+
+    def count(i: int) -> int:
+        lower = edges[i - 1] if i else -math.inf
+        return sum(lower < n / workers <= edges[i] for n, _ in points)
+
+    # a range holding fewer than two sizes joins its neighbour (the one below, if any)
+    while len(edges) > 1 and (thin := [i for i in range(len(edges)) if count(i) < 2]):
+        edges.pop(thin[0] - 1 if thin[0] else 0)
+    ranges, rel, lower = [], [], -math.inf
+    for upper in edges:
+        inside = [(n, t) for n, t in points if lower < n / workers <= upper]
+        fit = fit_alpha_beta(inside, workers=workers)
+        ranges.append((upper, fit))
+        rel.append(fit.rms_residual_s / float(np.mean([t for _, t in inside])))
+        lower = upper
+    return Link(tuple(ranges), tuple(rel))
