@@ -149,8 +149,10 @@ def yaml_profile_values(chapter: str) -> dict:
     return (yaml.safe_load((REPO / "params" / "smoke.yaml").read_text()) or {}).get(chapter, {})
 
 
-def test_parameters_of_a_notebook_must_all_be_defined() -> None:
+def test_parameters_of_a_notebook_must_all_be_defined(monkeypatch) -> None:
     from gardenpath.results import ResultsError, parameters
+
+    monkeypatch.setenv("GARDENPATH_ROOT", str(REPO))  # as under the pipeline
 
     with pytest.raises(ResultsError, match="energy: parameters not defined yet: .*seed"):
         parameters({"device": "cpu"}, "energy")
