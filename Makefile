@@ -7,6 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.requirements.stamp
 PROFILE ?= cpu
 ARGS   ?=
+ROOT   ?= .
 
 .PHONY: book run test lint bench pdf status params browser clean venv
 
@@ -30,11 +31,13 @@ status: $(STAMP)
 params: $(STAMP)
 	$(PY) -m gardenpath params
 
-# Debian's chromium for the page tests: installed with apt when run as root and missing.
+# Debian's chromium for the page tests and the PDF, and poppler-utils (pdftotext) for the
+# PDF's test: installed with apt when run as root and missing.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
+	@{ command -v chromium && command -v pdftotext; } >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
-	   >/dev/null) || echo "note: no chromium; browser tests will skip (run as root to install)"; }
+	   poppler-utils >/dev/null) || \
+	  echo "note: no chromium or pdftotext; browser tests will skip (run as root to install)"; }
 
 test: $(STAMP) browser
 	$(PY) -m ruff check .
@@ -43,10 +46,11 @@ test: $(STAMP) browser
 bench: $(STAMP)
 	$(PY) -m benchmarks $(ARGS)
 
-# The print version: one HTML page in which every chart is a static SVG.
-pdf: $(STAMP)
-	$(PY) -m gardenpath build --profile $(PROFILE) --builder singlehtml $(ARGS)
-	@echo "Print version: book/_build/singlehtml/index.html (print it to PDF from a browser)"
+# The print version, book/_build/pdf/gardenpath.pdf: the single-page build (every chart a
+# static SVG) printed by headless Chromium. ROOT=<tree> builds another gardenpath tree.
+pdf: $(STAMP) browser
+	$(PY) -m gardenpath --root $(ROOT) build --profile $(PROFILE) --builder singlehtml $(ARGS)
+	$(PY) -m gardenpath.printpdf --root $(ROOT)
 
 clean:
 	rm -rf book/_build book/chapters .gardenpath

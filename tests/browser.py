@@ -93,3 +93,109 @@ def check_pages(html_dir: Path, pages: list[str], executable: str,
         finally:
             browser.close()
     return reports
+
+
+_LAYOUT = """() => {
+  const doc = document.documentElement;
+  const out = {page: doc.scrollWidth - window.innerWidth, charts: []};
+  for (const el of document.querySelectorAll('.gp-chart')) {
+    const svg = el.querySelector('svg');
+    const column = el.closest('article') || el.parentElement;
+    const box = column.getBoundingClientRect();
+    const pad = parseFloat(getComputedStyle(column).paddingRight) || 0;
+    out.charts.push({id: el.id, drawn: !!svg,
+                     right: svg ? svg.getBoundingClientRect().right : 0,
+                     limit: box.right - pad});
+  }
+  return out;
+}"""
+
+
+def check_layout(html_dir: Path, pages: list[str], executable: str,
+                 widths: tuple[int, ...] = (400, 820, 1280)) -> list[str]:
+    """Open each page at each viewport width; return what overflows: the page wider than
+    the viewport, or a chart reaching past its column (one line per problem)."""
+    from playwright.sync_api import sync_playwright
+
+    problems = []
+    with serve(html_dir) as base, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=executable, args=BROWSER_ARGS)
+        try:
+            for width in widths:
+                ctx = browser.new_context(viewport={"width": width, "height": 900})
+                page = ctx.new_page()
+                for page_path in pages:
+                    page.goto(f"{base}/{page_path}", wait_until="load")
+                    try:
+                        page.wait_for_function(_ALL_SETTLED, timeout=30_000)
+                    except Exception:  # noqa: BLE001 - undrawn charts are reported below
+                        pass
+                    page.wait_for_timeout(200)  # container-sized charts resize once
+                    got = page.evaluate(_LAYOUT)
+                    if got["page"] > 0:
+                        problems.append(f"{page_path} @{width}px: page {got['page']}px too wide")
+                    for c in got["charts"]:
+                        if not c["drawn"]:
+                            problems.append(f"{page_path} @{width}px: {c['id']} not drawn")
+                        elif c["right"] > c["limit"] + 1:
+                            problems.append(f"{page_path} @{width}px: {c['id']} "
+                                            f"{c['right'] - c['limit']:.0f}px past its column")
+                ctx.close()
+        finally:
+            browser.close()
+    return problems
+
+
+_VERDICT_BOLD = """() => [...document.querySelectorAll('.admonition')]
+  .filter(a => /^Verdict/.test((a.querySelector('.admonition-title') || {}).textContent || ''))
+  .map(a => {
+    let bold = 0, all = 0;
+    const walk = document.createTreeWalker(a, NodeFilter.SHOW_TEXT);
+    while (walk.nextNode()) {
+      const node = walk.currentNode, el = node.parentElement;
+      if (el.closest('.admonition-title')) continue;
+      const n = node.textContent.trim().length;
+      all += n;
+      if (parseInt(getComputedStyle(el).fontWeight) >= 600) bold += n;
+    }
+    return all ? bold / all : 0;
+  })"""
+
+
+def verdict_bold_shares(html_dir: Path, pages: list[str], executable: str) -> dict[str, list]:
+    """For each page, the share of each verdict box's text (title aside) drawn in bold."""
+    from playwright.sync_api import sync_playwright
+
+    shares = {}
+    with serve(html_dir) as base, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=executable, args=BROWSER_ARGS)
+        try:
+            page = browser.new_page()
+            for page_path in pages:
+                page.goto(f"{base}/{page_path}", wait_until="load")
+                shares[page_path] = page.evaluate(_VERDICT_BOLD)
+        finally:
+            browser.close()
+    return shares
+
+
+def wheel_changes_chart(html_dir: Path, page_path: str, executable: str) -> bool:
+    """Whether a mouse-wheel turn over the page's first chart redraws it (zoom)."""
+    from playwright.sync_api import sync_playwright
+
+    with serve(html_dir) as base, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=executable, args=BROWSER_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(f"{base}/{page_path}", wait_until="load")
+            page.wait_for_function(_ALL_SETTLED, timeout=30_000)
+            chart = page.locator(".gp-chart").first
+            chart.scroll_into_view_if_needed()
+            before = chart.inner_html()
+            box = chart.bounding_box()
+            page.mouse.move(box["x"] + box["width"] / 3, box["y"] + box["height"] / 2)
+            page.mouse.wheel(0, -300)
+            page.wait_for_timeout(300)
+            return chart.inner_html() != before
+        finally:
+            browser.close()

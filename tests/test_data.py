@@ -14,7 +14,7 @@ from gardenpath.data import (
     load_digits_split,
     load_image_folder,
     place_on_canvas,
-    read_png,
+    read_image,
     synthetic_imagenet_batch,
 )
 
@@ -95,11 +95,35 @@ def test_synthetic_batch_shapes_and_seed():
 
 
 @pytest.mark.parametrize("channels", [1, 2, 3, 4])
-def test_png_decoder_round_trips_every_filter(tmp_path, channels):
+def test_png_reader_round_trips_every_filter(tmp_path, channels):
     rng = np.random.default_rng(channels)
     img = rng.integers(0, 256, (7, 9, channels), dtype=np.uint8)
     write_png(tmp_path / "a.png", img)
-    assert np.array_equal(read_png(tmp_path / "a.png"), img)
+    assert np.array_equal(read_image(tmp_path / "a.png"), img)
+
+
+def test_image_folder_of_jpegs_loads(tmp_path):
+    # a user's ImageFolder is usually JPEGs: colour and grey, odd sizes, resized on load
+    from PIL import Image
+
+    for cls, colour in (("red", (250, 10, 10)), ("blue", (10, 10, 250))):
+        (tmp_path / cls).mkdir()
+        for i, size in enumerate(((20, 14), (9, 33))):
+            Image.new("RGB", size, colour).save(tmp_path / cls / f"{i}.jpg", quality=95)
+    Image.new("L", (12, 12), 128).save(tmp_path / "blue" / "grey.JPEG")
+    x, y, classes = load_image_folder(tmp_path, size=8)
+    assert classes == ["blue", "red"]
+    assert x.shape == (5, 3, 8, 8) and y.tolist() == [0, 0, 0, 1, 1]
+    red = x[3].mean(dim=(1, 2))
+    assert red[0] > 0.9 and red[1] < 0.1 and red[2] < 0.1
+    assert torch.allclose(x[2], torch.full((3, 8, 8), 128 / 255), atol=0.02)  # grey.JPEG
+
+
+def test_unreadable_image_names_the_file(tmp_path):
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "broken.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(ValueError, match="broken.jpg"):
+        load_image_folder(tmp_path)
 
 
 def test_image_folder_loads_png_pgm_npy(tmp_path):

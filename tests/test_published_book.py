@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from browser import check_pages
+from browser import check_layout, check_pages, verdict_bold_shares, wheel_changes_chart
 from conftest import REPO, copy_repo_tree, gp
 
 from gardenpath.results import without_measurements
@@ -60,6 +60,42 @@ def test_every_page_draws_offline_with_no_errors(smoke_book: Path, browser_exe: 
         if rep.charts_drawn != rep.charts:
             problems.append((rep.url, f"{rep.charts_drawn}/{rep.charts} charts drawn"))
     assert problems == []
+
+
+def test_charts_fit_their_column_at_three_widths(smoke_book: Path, browser_exe: str) -> None:
+    # a phone, a tablet and a laptop: no page scrolls sideways, no chart runs past its column
+    pages = ["book/intro.html", *[f"book/chapters/{c}.html" for c in toc_chapters()]]
+    assert check_layout(smoke_book, pages, browser_exe) == []
+
+
+def test_a_chart_with_continuous_axes_zooms(smoke_book: Path, browser_exe: str) -> None:
+    # the introduction promises zoom: local_learning's first chart has numeric x and y
+    assert wheel_changes_chart(smoke_book, "book/chapters/local_learning.html", browser_exe)
+
+
+def test_verdict_sentences_are_not_all_bold(smoke_book: Path, browser_exe: str) -> None:
+    # myst-nb draws glued text in bold; in a verdict box only the verdict word may be
+    pages = [f"book/chapters/{c}.html" for c in toc_chapters() if c != "ledger"]
+    shares = verdict_bold_shares(smoke_book, pages, browser_exe)
+    assert sum(len(s) for s in shares.values()) >= 5  # most chapters have a verdict box
+    assert {p: s for p, s in shares.items() if any(x > 0.5 for x in s)} == {}
+
+
+def test_figure_numbers_restart_on_every_chapter(smoke_book: Path) -> None:
+    for chapter in ("energy", "one_shot"):
+        html = (smoke_book / "book" / "chapters" / f"{chapter}.html").read_text()
+        numbers = re.findall(r'<span class="caption-number">Fig\. (\d+) ', html)
+        assert numbers and numbers[0] == "1", (chapter, numbers[:3])
+
+
+def test_one_search_box_and_no_buttons_without_a_repository(smoke_book: Path) -> None:
+    # _config.yml sets no repository URL: neither a repository nor a launch button shows
+    assert "url: \"\"" in (REPO / "_config.yml").read_text()
+    html = (smoke_book / "book" / "chapters" / "energy.html").read_text()
+    assert html.count('class="btn search-button-field') == 1
+    assert "bd-header__inner" not in html  # no empty header bar from a newer theme
+    assert "mybinder.org" not in html and "launch-buttons" not in html
+    assert "repository-button" not in html and "fa-github" not in html
 
 
 def test_no_script_from_another_host(smoke_book: Path) -> None:
@@ -149,8 +185,10 @@ def yaml_profile_values(chapter: str) -> dict:
     return (yaml.safe_load((REPO / "params" / "smoke.yaml").read_text()) or {}).get(chapter, {})
 
 
-def test_parameters_of_a_notebook_must_all_be_defined() -> None:
+def test_parameters_of_a_notebook_must_all_be_defined(monkeypatch) -> None:
     from gardenpath.results import ResultsError, parameters
+
+    monkeypatch.setenv("GARDENPATH_ROOT", str(REPO))  # as under the pipeline
 
     with pytest.raises(ResultsError, match="energy: parameters not defined yet: .*seed"):
         parameters({"device": "cpu"}, "energy")

@@ -8,10 +8,8 @@
   blank canvas, for the translation test of chapter 5.
 - :func:`synthetic_imagenet_batch` — random ImageNet-shaped batches for timing.
 - :func:`load_image_folder` — ``root/<class>/<image>`` folders (the torchvision
-  ImageFolder layout). PNG (8-bit, non-interlaced) and binary PGM/PPM are read
-  by the small decoders here; ``.npy`` arrays are read by numpy; JPEG and the
-  rest need Pillow, which is used if installed (it is not in our pinned
-  environment).
+  ImageFolder layout). Image files (PNG, JPEG, PGM/PPM, BMP, GIF, TIFF, WebP) are
+  decoded by Pillow; ``.npy`` arrays are read by numpy.
 - :func:`load_cifar10` — CIFAR-10 in its standard python-pickle files
   (``data_batch_1`` .. ``data_batch_5``, ``test_batch``; Krizhevsky 2009).
 """
@@ -19,8 +17,6 @@
 from __future__ import annotations
 
 import pickle
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -117,108 +113,27 @@ def synthetic_imagenet_batch(batch_size: int, in_size: int = 224, num_classes: i
 # ---------------------------------------------------------------------------- image files
 
 
-def _png_unfilter(raw: bytes, width: int, height: int, bpp: int) -> np.ndarray:
-    """Undo PNG's per-row filters (None, Sub, Up, Average, Paeth); returns (H, W*bpp) uint8."""
-    stride = width * bpp
-    out = np.zeros((height, stride), dtype=np.uint8)
-    prev = np.zeros(stride, dtype=np.int32)
-    pos = 0
-    for r in range(height):
-        ftype, line = raw[pos], np.frombuffer(raw, np.uint8, stride, pos + 1).astype(np.int32)
-        pos += stride + 1
-        if ftype == 0:
-            cur = line
-        elif ftype == 2:
-            cur = (line + prev) & 0xFF
-        elif ftype in (1, 3, 4):
-            cur = np.zeros(stride, dtype=np.int32)
-            for i in range(stride):  # sequential dependency along the row
-                a = cur[i - bpp] if i >= bpp else 0
-                b = prev[i]
-                if ftype == 1:
-                    pred = a
-                elif ftype == 3:
-                    pred = (a + b) // 2
-                else:
-                    c = prev[i - bpp] if i >= bpp else 0
-                    p = a + b - c
-                    pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                    pred = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
-                cur[i] = (line[i] + pred) & 0xFF
-        else:
-            raise ValueError(f"bad PNG filter type {ftype}")
-        out[r] = cur
-        prev = cur
-    return out
-
-
-def read_png(path: str | Path) -> np.ndarray:
-    """Decode an 8-bit, non-interlaced grey, grey+alpha, RGB or RGBA PNG to (H, W, C) uint8."""
-    data = Path(path).read_bytes()
-    if data[:8] != b"\x89PNG\r\n\x1a\n":
-        raise ValueError(f"{path}: not a PNG file")
-    pos, idat, header = 8, b"", None
-    while pos < len(data):
-        (length,), ctype = struct.unpack(">I", data[pos:pos + 4]), data[pos + 4:pos + 8]
-        body = data[pos + 8:pos + 8 + length]
-        pos += 12 + length
-        if ctype == b"IHDR":
-            header = struct.unpack(">IIBBBBB", body)
-        elif ctype == b"IDAT":
-            idat += body
-        elif ctype == b"IEND":
-            break
-    if header is None:
-        raise ValueError(f"{path}: PNG without IHDR")
-    width, height, depth, color, _, _, interlace = header
-    channels = {0: 1, 2: 3, 4: 2, 6: 4}.get(color)
-    if depth != 8 or channels is None or interlace:
-        raise ValueError(f"{path}: only 8-bit non-interlaced grey/RGB(A) PNGs are supported "
-                         "without Pillow")
-    img = _png_unfilter(zlib.decompress(idat), width, height, channels)
-    return img.reshape(height, width, channels)  # (H, W, C)
-
-
-def read_pnm(path: str | Path) -> np.ndarray:
-    """Decode a binary PGM (P5) or PPM (P6) with maxval < 256 to (H, W, C) uint8."""
-    data = Path(path).read_bytes()
-    tokens, pos = [], 0
-    while len(tokens) < 4:
-        while data[pos:pos + 1].isspace():
-            pos += 1
-        if data[pos:pos + 1] == b"#":
-            pos = data.index(b"\n", pos) + 1
-            continue
-        end = pos
-        while not data[end:end + 1].isspace():
-            end += 1
-        tokens.append(data[pos:end])
-        pos = end
-    magic, w, h, maxval = tokens[0], int(tokens[1]), int(tokens[2]), int(tokens[3])
-    if magic not in (b"P5", b"P6") or maxval > 255:
-        raise ValueError(f"{path}: only binary 8-bit PGM (P5) / PPM (P6) are supported")
-    c = 1 if magic == b"P5" else 3
-    pixels = np.frombuffer(data, np.uint8, w * h * c, pos + 1)
-    return pixels.reshape(h, w, c)  # (H, W, C)
-
-
 def read_image(path: str | Path) -> np.ndarray:
-    """Read one image file to (H, W, C) uint8 (or the array stored in a .npy file)."""
+    """Read one image file to (H, W, C) uint8 with Pillow (or the array in a ``.npy`` file).
+
+    Grey images keep one channel, grey+alpha two, colour three, RGBA four; palette and
+    other modes (CMYK, 16-bit grey, ...) become RGB or grey so every file yields uint8.
+    """
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix == ".png":
-        return read_png(path)
-    if suffix in (".pgm", ".ppm"):
-        return read_pnm(path)
-    if suffix == ".npy":
+    if path.suffix.lower() == ".npy":
         arr = np.load(path)
         return arr[..., None] if arr.ndim == 2 else arr
+    from PIL import Image, UnidentifiedImageError
+
     try:
-        from PIL import Image
-    except ImportError as err:
-        raise ValueError(f"{path}: reading {suffix} files needs Pillow, which is not installed; "
-                         "convert to PNG, PGM/PPM or .npy") from err
-    return np.asarray(Image.open(path).convert("RGB"))
+        with Image.open(path) as im:
+            if im.mode not in ("L", "LA", "RGB", "RGBA"):
+                im = im.convert("RGBA" if "A" in im.getbands() or "transparency" in im.info
+                                else ("L" if im.mode in ("1", "I", "I;16", "F") else "RGB"))
+            arr = np.asarray(im, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError) as err:
+        raise ValueError(f"{path}: not an image Pillow can read ({err})") from err
+    return arr[..., None] if arr.ndim == 2 else arr  # (H, W, C)
 
 
 def _to_tensor(img: np.ndarray, size: int | tuple[int, int], channels: int) -> torch.Tensor:

@@ -71,9 +71,19 @@ def _clean(value: Any) -> Any:
     return value
 
 
+#: The chapter a notebook named to :func:`parameters`: a notebook run outside the pipeline
+#: (papermill on a downloaded notebook, JupyterLab) then records under its own name.
+_named_chapter: str | None = None
+
+#: Where a notebook run outside the pipeline writes ``<profile>/<chapter>.json``:
+#: this variable's folder, else ``results/`` in the working directory (beside the output).
+RESULTS_DIR_ENV = "GARDENPATH_RESULTS_DIR"
+
+
 def chapter_name() -> str:
-    """The running chapter's name (set by the pipeline), else ``"interactive"``."""
-    return os.environ.get("GARDENPATH_CHAPTER", "interactive")
+    """The running chapter: set by the pipeline, else the one the notebook named to
+    :func:`parameters`, else ``"interactive"``."""
+    return os.environ.get("GARDENPATH_CHAPTER") or _named_chapter or "interactive"
 
 
 def profile_name() -> str:
@@ -84,11 +94,33 @@ def profile_name() -> str:
 def parameters(namespace: dict[str, Any], chapter: str) -> dict[str, Any]:
     """The values of every parameter ``chapter``'s notebook declares, read from ``namespace``
     (the notebook's ``globals()``, after papermill's injected cell): what to record and
-    pass on, without listing the names a second time."""
-    from gardenpath.params import notebook_parameters
+    pass on, without listing the names a second time.
 
-    root = Path(os.environ.get("GARDENPATH_ROOT") or Path(__file__).resolve().parents[2])
-    names = notebook_parameters(root / "notebooks" / f"{chapter}.py")
+    Under the pipeline the names come from ``notebooks/<chapter>.py`` in its tree; anywhere
+    else (a downloaded notebook run by papermill, or opened in JupyterLab) from the
+    notebook's own parameters cell, the first cell the kernel ran that holds only
+    ``name = literal`` lines, so nothing is read from a checkout.
+    """
+    from gardenpath.params import ParamError, notebook_parameters, parse_parameters_cell
+
+    global _named_chapter
+    _named_chapter = chapter
+    root = os.environ.get("GARDENPATH_ROOT")
+    source = Path(root) / "notebooks" / f"{chapter}.py" if root else None
+    if source is not None and source.is_file():
+        names = list(notebook_parameters(source))
+    else:
+        names = None
+        for cell in namespace.get("In") or []:  # IPython's history, in the order run
+            try:
+                names = list(parse_parameters_cell(cell, chapter)) if cell.strip() else None
+            except ParamError:
+                continue
+            if names:
+                break
+        if not names:
+            raise ResultsError(f"{chapter}: parameters not found: run the notebook from its "
+                               "first cell (its parameters cell) in a Jupyter kernel")
     missing = [n for n in names if n not in namespace]
     if missing:
         raise ResultsError(f"{chapter}: parameters not defined yet: {', '.join(missing)}")
@@ -154,7 +186,8 @@ def record(
     if stage:
         target = Path(stage) / "results.json"
     else:
-        target = Path("results") / profile_name() / f"{chapter_name()}.json"
+        folder = Path(os.environ.get(RESULTS_DIR_ENV) or "results")
+        target = folder / profile_name() / f"{chapter_name()}.json"
     write_json_atomic(target, data)
     return data
 
