@@ -40,14 +40,15 @@ from gardenpath.chapters import ledger
 from gardenpath.pipeline import Project
 
 charts.enable()
-root = Path(os.environ.get("GARDENPATH_ROOT", ".."))
+tree = os.environ.get("GARDENPATH_ROOT")  # set by the pipeline; unset for a downloaded notebook
+root = Path(tree or ".")
 profile = profile or results.profile_name()
-chapter_rows = ledger.collect(root, profile, results_dir or None)
+folder = Path(results_dir) if results_dir else results.results_folder(profile, tree)
+chapter_rows = ledger.collect(root, profile, folder)
 rows = ledger.with_overall(chapter_rows, profile)
 counts = ledger.tally(chapter_rows)
 if not any(r.verdict for r in chapter_rows):
-    where = results_dir or f"results/{profile}"
-    display(Markdown(f"**No results found in `{where}`.** Run the chapters first "
+    display(Markdown(f"**No results found in `{folder}`.** Run the chapters first "
                      "(`python -m gardenpath run`), or set `results_dir` to the folder that "
                      "holds their `<chapter>.json` files."))
 

@@ -38,8 +38,9 @@ from IPython.display import Markdown, display
 from gardenpath import results
 from gardenpath.chapters import ledger
 
-root = Path(os.environ.get("GARDENPATH_ROOT", ".."))
+tree = os.environ.get("GARDENPATH_ROOT")  # set by the pipeline; unset for a downloaded notebook
 profile = profile or results.profile_name()
-rows = ledger.collect(root, profile, results_dir or None)
+folder = Path(results_dir) if results_dir else results.results_folder(profile, tree)
+rows = ledger.collect(Path(tree or "."), profile, folder)
 text = ledger.synthesis_markdown(rows, profile)
 display(Markdown(text))

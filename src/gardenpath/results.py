@@ -80,6 +80,15 @@ _named_chapter: str | None = None
 RESULTS_DIR_ENV = "GARDENPATH_RESULTS_DIR"
 
 
+def results_folder(profile: str, root: str | Path | None = None) -> Path:
+    """Where the results files of ``profile`` live: ``<root>/results/<profile>`` for a tree
+    (the pipeline's), else ``$GARDENPATH_RESULTS_DIR/<profile>``, else ``results/<profile>``
+    in the working directory (a notebook run outside the pipeline)."""
+    if root is not None:
+        return Path(root) / "results" / profile
+    return Path(os.environ.get(RESULTS_DIR_ENV) or "results") / profile
+
+
 def chapter_name() -> str:
     """The running chapter: set by the pipeline, else the one the notebook named to
     :func:`parameters`, else ``"interactive"``."""
@@ -186,8 +195,7 @@ def record(
     if stage:
         target = Path(stage) / "results.json"
     else:
-        folder = Path(os.environ.get(RESULTS_DIR_ENV) or "results")
-        target = folder / profile_name() / f"{chapter_name()}.json"
+        target = results_folder(profile_name()) / f"{chapter_name()}.json"
     write_json_atomic(target, data)
     return data
 
