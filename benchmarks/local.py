@@ -74,7 +74,7 @@ from gardenpath.measure.roofline import (
 )
 from gardenpath.measure.timing import time_fn
 from gardenpath.measure.traffic import layer_traffic
-from gardenpath.models import lc_native, lc_op
+from gardenpath.models import lc_native
 from gardenpath.models.local import LocallyConnected2d
 
 F32 = 4  # bytes per float32 element
@@ -867,10 +867,7 @@ def empty_step(shape: Shape, device: torch.device) -> Callable[[], None]:
     bias = torch.randn(c, o, o, device=device, requires_grad=True)
     dy = torch.randn(b, c, o, o, device=device)
 
-    # through the same mechanism as ours: the C++ operator's empty twin where ours runs
-    # through the C++ operator, a Python autograd.Function otherwise
-    cpp = device.type == "cpu" and lc_native.available() and lc_op.operator() is not None
-    fn = torch.ops.gardenpath.empty_step if cpp else _EmptyStep.apply
+    fn = _EmptyStep.apply  # through the same mechanism as ours: a Python autograd.Function
 
     def step() -> None:
         x.grad = w.grad = bias.grad = None
@@ -1354,8 +1351,8 @@ def run(quick: bool = False, *, device: str = "auto", mem_limit_gib: float = 3.0
         "quick": quick,
         "environment": env,
         "ceilings": roof.as_dict(),
-        "lc_path": ("fused CPU kernel, " + lc_native.status() + "; autograd: "
-                    + lc_op.status() if dev.type == "cpu" and lc_native.available()
+        "lc_path": ("fused CPU kernel, " + lc_native.status()
+                    if dev.type == "cpu" and lc_native.available()
                     else "bmm (" + lc_native.status() + ")"),
         "flops_ceiling_source": flops_source,
         "bandwidth_raised_by_probes": raised,
