@@ -237,7 +237,7 @@ def test_one_layer_serves_batches_of_any_size_in_turn():
 @pytest.mark.parametrize("b, o, n", [(4, 24, 44), (8, 16, 52)])
 def test_any_start_of_the_work_buffer_gives_the_same_results_and_stays_inside(shift, b, o, n):
     """The kernel moves its scratch to the first 64-byte line of ``work`` (a speed matter,
-    measured in lc_kernel.c, not checked here): whatever the buffer's start, a buffer of
+    see lc_kernel.c; not checked here): whatever the buffer's start, a buffer of
     ``lc_work_floats`` floats gives the aligned call's results and nothing is written outside
     it. K = 27 (no part a whole number of lines), dW streamed; B = 4, O = 24: the row-by-row
     fused backward (dxdw_rows); B = 8: the broadcast-group input gradient, which fills the
