@@ -61,3 +61,17 @@ def test_sentences_count_the_goals_from_the_rows() -> None:
 def test_a_time_below_the_floor_is_said_to_be_no_bound() -> None:
     rows = [_row("a", FAST, floor_s=4e-3)]
     assert "At 1 shape(s) ours ran below the floor" in " ".join(sentences(_data(rows)))
+
+
+def test_the_learner_and_pipeline_reports_are_one_table_each() -> None:
+    """The Performance page shows each benchmark as one table (from the committed runs)."""
+    import json
+    from pathlib import Path
+
+    from benchmarks import pipeline, sdr
+
+    results = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+    for name, mod in (("sdr", sdr), ("pipeline", pipeline)):
+        md = mod.render(json.loads((results / f"{name}.json").read_text()))
+        assert sum(ln.startswith("|---") for ln in md.splitlines()) == 1, name
+        assert md == (results / f"{name}.md").read_text(), f"{name}.md is not its render"
