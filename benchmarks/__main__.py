@@ -27,7 +27,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="which benchmark (default all)")
     p.add_argument("--quick", action="store_true", help="a small grid, for a quick check")
     p.add_argument("--threads", type=int, default=None,
-                   help="torch intra-op threads (default: torch's own choice)")
+                   help="torch intra-op threads (default: 1 for local, torch's own "
+                        "choice for the others)")
     p.add_argument("--device", default="auto",
                    help="auto (a GPU when there is one), cpu or cuda (local and sdr)")
     p.add_argument("--out", type=Path, default=RESULTS_DIR,
@@ -99,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
             with address_space_cap(args.mem_limit_gib, args.device):
                 data = local.run(args.quick, device=args.device, mem_limit_gib=args.mem_limit_gib,
                                  time_limit_s=args.time_limit_s,
-                                 repeats=args.repeats, rounds=args.rounds)
+                                 repeats=args.repeats, rounds=args.rounds,
+                                 threads=args.threads)
         elif name == "sdr":
             from benchmarks import sdr
 

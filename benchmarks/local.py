@@ -67,6 +67,10 @@ F32 = 4  # bytes per float32 element
 #: Goals of issue 28, each a ratio of medians timed in the same rounds.
 GOAL_VS_BROADCAST = 10.0  # ours at least this many times faster than unfold-broadcast
 GOAL_VS_KERAS = 1.0  # ours faster than each Keras formulation
+#: Intra-op threads by default: one, as the book's cpu profile runs the layer. On a shared
+#: 2-core machine two threads stall at a barrier whenever a neighbour's process takes a
+#: core, and the ratios scatter (benchmarks/README.md).
+THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -531,8 +535,21 @@ def chart(data: dict[str, Any], path: Path) -> Path:
 
 def run(quick: bool = False, *, device: str = "auto", mem_limit_gib: float = 3.0,
         time_limit_s: float = 2.0, repeats: int = 5, rounds: int = 3,
-        min_run_time_s: float = 0.3, shapes: list[Shape] | None = None) -> dict[str, Any]:
-    """Run the benchmark; returns the JSON-ready results with their markdown."""
+        min_run_time_s: float = 0.3, shapes: list[Shape] | None = None,
+        threads: int | None = None) -> dict[str, Any]:
+    """Run the benchmark (on ``threads`` intra-op threads, default :data:`THREADS`);
+    returns the JSON-ready results with their markdown."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or THREADS)
+    try:
+        return _run(quick, device, mem_limit_gib, time_limit_s, repeats, rounds,
+                    min_run_time_s, shapes)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run(quick: bool, device: str, mem_limit_gib: float, time_limit_s: float, repeats: int,
+         rounds: int, min_run_time_s: float, shapes: list[Shape] | None) -> dict[str, Any]:
     dev = resolve_device(device)
     env = environment(dev)
     grid = shapes or (QUICK_GRID if quick else FULL_GRID)

@@ -5,6 +5,7 @@ shape in the same rounds, checks them against ours and writes a small record."""
 import json
 
 import pytest
+import torch
 
 from benchmarks import local
 from benchmarks.local import Shape, bandwidth_for, best_of, floor_for
@@ -44,8 +45,15 @@ def tiny_run(monkeypatch):
     """The benchmark at one tiny shape, ceilings fixed (measuring them takes seconds)."""
     monkeypatch.setattr(local.Roofline, "measure",
                         classmethod(lambda cls, *a, **k: _roof(5e10, [(256 * MIB, 1e10)])))
-    return local.run(shapes=[Shape(6, 3, 3, 2)], device="cpu", rounds=2, repeats=1,
-                     min_run_time_s=0.005)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        data = local.run(shapes=[Shape(6, 3, 3, 2)], device="cpu", rounds=2, repeats=1,
+                         min_run_time_s=0.005)
+        assert torch.get_num_threads() == 2  # the run's one thread was put back
+    finally:
+        torch.set_num_threads(before)
+    return data
 
 
 def test_a_run_times_every_contender_in_the_same_rounds_and_keeps_a_small_record(
@@ -58,6 +66,7 @@ def test_a_run_times_every_contender_in_the_same_rounds_and_keeps_a_small_record
     record = json.dumps({k: v for k, v in tiny_run.items() if k != "markdown"})
     assert len(record) < 8000  # medians and ratios, not every repeat
     assert tiny_run["markdown"].count("| shape |") == 1
+    assert tiny_run["environment"]["torch_threads"] == local.THREADS == 1
     svg = local.chart(tiny_run, tmp_path / "local.svg").read_text()
     assert svg.startswith("<svg") and "ours (models.local)" in svg
 
