@@ -41,8 +41,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="skip Keras impl. 1 where a step is estimated longer (default 2)")
     g.add_argument("--repeats", type=int, default=5,
                    help="timed blocks aimed at for slow functions (default 5)")
-    g.add_argument("--rounds", type=int, default=3,
-                   help="interleaved timing rounds over the contenders (default 3)")
+    g.add_argument("--rounds", type=int, default=5,
+                   help="interleaved timing rounds over the contenders (default 5)")
     g = p.add_argument_group("sdr")
     g.add_argument("--max-items", type=int, default=None,
                    help="largest number of stored items (default 100000; quick 10000)")

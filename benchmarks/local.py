@@ -534,7 +534,7 @@ def chart(data: dict[str, Any], path: Path) -> Path:
 
 
 def run(quick: bool = False, *, device: str = "auto", mem_limit_gib: float = 3.0,
-        time_limit_s: float = 2.0, repeats: int = 5, rounds: int = 3,
+        time_limit_s: float = 2.0, repeats: int = 5, rounds: int = 5,
         min_run_time_s: float = 0.3, shapes: list[Shape] | None = None,
         threads: int | None = None) -> dict[str, Any]:
     """Run the benchmark (on ``threads`` intra-op threads, default :data:`THREADS`);
