@@ -27,7 +27,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="which benchmark (default all)")
     p.add_argument("--quick", action="store_true", help="a small grid, for a quick check")
     p.add_argument("--threads", type=int, default=None,
-                   help="torch intra-op threads (default: torch's own choice)")
+                   help="torch intra-op threads (default: 1 for local, torch's own "
+                        "choice for the others)")
     p.add_argument("--device", default="auto",
                    help="auto (a GPU when there is one), cpu or cuda (local and sdr)")
     p.add_argument("--out", type=Path, default=RESULTS_DIR,
@@ -40,12 +41,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="skip Keras impl. 1 where a step is estimated longer (default 2)")
     g.add_argument("--repeats", type=int, default=5,
                    help="timed blocks aimed at for slow functions (default 5)")
-    g.add_argument("--rounds", type=int, default=3,
-                   help="interleaved timing rounds over the contenders (default 3)")
-    g.add_argument("--quiet-wait-s", type=float, default=None,
-                   help="before timing slow shapes again, wait up to this long for the "
-                        "machine's probes to run at 0.8 of the run's best (default: "
-                        "benchmarks.local.QUIET_WAIT_S, 300; 0 with --quick)")
+    g.add_argument("--rounds", type=int, default=5,
+                   help="interleaved timing rounds over the contenders (default 5)")
     g = p.add_argument_group("sdr")
     g.add_argument("--max-items", type=int, default=None,
                    help="largest number of stored items (default 100000; quick 10000)")
@@ -104,8 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                 data = local.run(args.quick, device=args.device, mem_limit_gib=args.mem_limit_gib,
                                  time_limit_s=args.time_limit_s,
                                  repeats=args.repeats, rounds=args.rounds,
-                                 **({} if args.quiet_wait_s is None
-                                    else {"quiet_wait_s": args.quiet_wait_s}))
+                                 threads=args.threads)
         elif name == "sdr":
             from benchmarks import sdr
 
@@ -121,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_write:
             md, js = write_results(name, markdown, data, args.out)
             log(f"wrote {md} and {js}")
+            if name == "local":
+                log(f"wrote {local.chart(data, md.with_suffix('.svg'))}")
     return 0
 
 

@@ -163,10 +163,10 @@ def fmt_bytes(n: float | None) -> str:
 
 
 def fmt_ratio(x: float | None) -> str:
-    """A ratio as ``12.3x`` (``-`` for ``None``)."""
+    """A ratio as ``12.3x``, ``1,570x`` from a thousand on (``-`` for ``None``)."""
     if x is None or not math.isfinite(x):
         return "-"
-    return f"{x:.3g}x"
+    return f"{x:,.0f}x" if abs(x) >= 1000 else f"{x:.3g}x"
 
 
 def verdict(ok: bool | None, detail: str = "") -> str:

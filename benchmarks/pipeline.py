@@ -253,8 +253,6 @@ def render(data: dict[str, Any]) -> str:
         reran = ", ".join(r["chapter"] for r in b["running"]) or "none"
         builds.append([name, _fmt_s(b["wall_s"]), _fmt_s(run_s), _fmt_s(book_s), reran,
                        "ok" if b["returncode"] == 0 else f"exit {b['returncode']}"])
-    per = [[c["chapter"], c["result"], _fmt_s(c["wall_s"]), c["note"][:80]]
-           for c in cold["chapters"]]
     reran = [r["chapter"] for r in one["running"]]
     extra = [c for c in reran if c != changed]
     one_detail = (f"re-ran {', '.join(reran) or 'nothing'}"
@@ -269,31 +267,38 @@ def render(data: dict[str, Any]) -> str:
                             + (f" ({after[d]['detail']})" if after.get(d, {}).get("detail")
                                and after[d]["state"] != "fresh" else "")
                             for d in data["dependents"]) or "no chapter reads results"
-    checks = [
-        ["unchanged rebuild under 30 s (goal)",
-         verdict_cell(g["unchanged_under_30s"], unch_detail)],
-        [f"one-parameter rebuild executes only `{changed}` (goal)",
-         verdict_cell(g["one_param_reruns_only_that_chapter"], one_detail)],
-        ["unchanged rebuild executes no chapter (check)",
-         verdict_cell(g["unchanged_executes_nothing"],
-                      "executed " + ", ".join(ran_unch) if ran_unch else "")],
-        ["chapters that read results are fresh after the one-parameter rebuild (check)",
-         verdict_cell(g["dependents_fresh_after_one_param"], deps_detail)],
-    ]
+    goal_cells = {
+        "cold": "-",
+        "unchanged": "; ".join([
+            f"under {GOAL_UNCHANGED_S:g} s: "
+            + verdict_cell(g["unchanged_under_30s"], unch_detail),
+            "executes no chapter: " + verdict_cell(
+                g["unchanged_executes_nothing"],
+                "executed " + ", ".join(ran_unch) if ran_unch else "")]),
+        "one": "; ".join([
+            f"executes only `{changed}`: "
+            + verdict_cell(g["one_param_reruns_only_that_chapter"], one_detail),
+            "readers of results fresh: "
+            + verdict_cell(g["dependents_fresh_after_one_param"], deps_detail)]),
+    }
+    for row, key in zip(builds, ("cold", "unchanged", "one"), strict=True):
+        row.insert(5, goal_cells[key])
+    per_text = ", ".join(f"{c['chapter']} {_fmt_s(c['wall_s'])}"
+                         + ("" if c["result"] == "ran" else f" ({c['result']})")
+                         for c in cold["chapters"])
     problems = cold.get("sphinx_problems") or []
     return "\n\n".join([
         "## Pipeline: build, rebuild, change one parameter",
         env_markdown(data["environment"]),
         f"- **Profile:** `{data['profile']}`, `--jobs {data['jobs']}`; a scratch copy of the "
         "tree (`tests/conftest.py` `copy_repo_tree`), outputs removed before the cold build",
-        md_table(["goal or check", "result"], checks),
         "Run phase: from the command's start to its summary table (papermill); book "
-        "phase: the rest (publishing pages and `jupyter-book build -W -n`).",
+        "phase: the rest (publishing pages and `jupyter-book build -W -n`). Goals and "
+        "checks (PASS or MISS) on the rows they judge.",
         md_table(["build", "wall time", "run phase", "book phase", "chapters executed",
-                  "result"], builds),
-        "### Cold build, per chapter",
-        md_table(["chapter", "result", "wall time", "note"], per),
-        f"Sphinx (cold build): {(cold.get('sphinx_outcome') or 'no outcome line').rstrip('.')}"
+                  "goals and checks", "result"], builds),
+        f"Cold build, per chapter: {per_text}. Sphinx (cold build): "
+        f"{(cold.get('sphinx_outcome') or 'no outcome line').rstrip('.')}"
         + (f"; {len(problems)} warning/error line(s), the first: `{problems[0][:200]}`"
            if problems else "; no warnings."),
-    ])
+    ]) + "\n"

@@ -1,16 +1,16 @@
 """LocallyConnected2d: equivalence with Conv2d, gradients, sharing, meta device, cost."""
 
-import os
+import platform
 import shutil
 import subprocess
-import sys
+from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from gardenpath.models import lc_native, lc_op
+from gardenpath.models import lc_native
 from gardenpath.models.local import LocallyConnected2d, conv_out_size
 
 
@@ -186,20 +186,10 @@ def test_fused_kernel_builds_where_a_c_compiler_exists():
     assert lc_native.available(), lc_native.status()
 
 
-@pytest.fixture(params=["cpp", "python"])
-def autograd_path(request, monkeypatch):
-    """Run a test through the C++ operator, then through the Python LocalFn."""
-    if request.param == "cpp" and lc_op.operator() is None:
-        pytest.skip(f"C++ operator unavailable: {lc_op.status()}")
-    if request.param == "python":
-        monkeypatch.setattr(lc_op, "operator", lambda: None)
-    return request.param
-
-
 @needs_native
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("case", NATIVE_CASES, ids=lambda c: "C{}O{}k{}H{}s{}p{}B{}".format(*c))
-def test_fused_kernel_equals_the_bmm_path(case, threads, autograd_path):
+def test_fused_kernel_equals_the_bmm_path(case, threads):
     c, o, k, h, s, p, b = case
     torch.manual_seed(0)
     before = torch.get_num_threads()
@@ -221,7 +211,7 @@ def test_fused_kernel_equals_the_bmm_path(case, threads, autograd_path):
 
 
 @needs_native
-def test_one_layer_serves_batches_of_any_size_in_turn(autograd_path):
+def test_one_layer_serves_batches_of_any_size_in_turn():
     """The layer keeps the kernel's geometry between calls, by batch size: calls with
     batches of 3, 2 and 3 each give the bmm path's output and gradients, and an input of
     the wrong shape is still refused, saying what was expected."""
@@ -247,7 +237,7 @@ def test_one_layer_serves_batches_of_any_size_in_turn(autograd_path):
 @pytest.mark.parametrize("b, o, n", [(4, 24, 44), (8, 16, 52)])
 def test_any_start_of_the_work_buffer_gives_the_same_results_and_stays_inside(shift, b, o, n):
     """The kernel moves its scratch to the first 64-byte line of ``work`` (a speed matter,
-    measured in lc_kernel.c, not checked here): whatever the buffer's start, a buffer of
+    see lc_kernel.c; not checked here): whatever the buffer's start, a buffer of
     ``lc_work_floats`` floats gives the aligned call's results and nothing is written outside
     it. K = 27 (no part a whole number of lines), dW streamed; B = 4, O = 24: the row-by-row
     fused backward (dxdw_rows); B = 8: the broadcast-group input gradient, which fills the
@@ -308,7 +298,7 @@ def test_flop_counter_sees_the_layers_arithmetic():
 
 
 @needs_native
-def test_weight_gradient_pool_reuses_storage_only_when_nothing_holds_it(autograd_path):
+def test_weight_gradient_pool_reuses_storage_only_when_nothing_holds_it():
     lc = LocallyConnected2d(32, 32, 3, 16)  # 196 x 288 x 32 floats: above POOL_MIN_BYTES
     assert lc.weight.numel() * 4 >= lc_native.POOL_MIN_BYTES
     x = torch.randn(2, 32, 16, 16)
@@ -332,7 +322,7 @@ def test_weight_gradient_pool_reuses_storage_only_when_nothing_holds_it(autograd
 
 
 @needs_native
-def test_frozen_weights_no_grad_and_repeated_backward_through_the_operator(autograd_path):
+def test_frozen_weights_no_grad_and_repeated_backward_through_the_kernel():
     torch.manual_seed(0)
     lc = LocallyConnected2d(4, 6, 3, 7, padding=1)
     x = torch.randn(3, 4, 7, 7, requires_grad=True)
@@ -350,21 +340,10 @@ def test_frozen_weights_no_grad_and_repeated_backward_through_the_operator(autog
     torch.testing.assert_close(lc.bias.grad, 2 * want[1], rtol=1e-5, atol=1e-5)
 
 
-@needs_native
-def test_cpp_operator_serves_the_layer_where_a_cpp_compiler_exists():
-    if shutil.which("c++") is None and shutil.which("g++") is None:
-        pytest.skip("no C++ compiler")
-    assert lc_op.operator() is not None, lc_op.status()
-    assert lc_op.status().startswith("C++ autograd operator")
-    lc = LocallyConnected2d(2, 3, 3, 6)
-    y = lc(torch.randn(2, 2, 6, 6, requires_grad=True))
-    assert "LocallyConnectedFn" in y.grad_fn.name()  # the C++ function, not LocalFn
-
-
 @pytest.fixture
 def fresh_loader(monkeypatch, tmp_path):
     """Forget the loaded kernel for one test, with a private cache directory."""
-    lc_op.operator()  # loaded once from the usual cache (a private one would rebuild it)
+    lc_native.available()  # loaded once from the usual cache (a private one would rebuild it)
     monkeypatch.setenv("GARDENPATH_CACHE_DIR", str(tmp_path / "cache"))
     lc_native._load.cache_clear()
     yield monkeypatch
@@ -394,19 +373,6 @@ def test_failed_compile_is_reported_and_the_layer_still_works(fresh_loader, tmp_
     assert lc(torch.randn(1, 2, 6, 6)).shape == (1, 3, 4, 4)
 
 
-@needs_native
-def test_operator_refuses_a_geometry_that_does_not_match_its_tensors():
-    if lc_op.operator() is None:
-        pytest.skip(f"C++ operator unavailable: {lc_op.status()}")
-    lc = LocallyConnected2d(2, 3, 3, 6)
-    x = torch.randn(2, 2, 6, 6)
-    good = lc_native.geometry(x.shape, 3, lc.kernel_size, lc.stride, lc.padding, lc.out_size)
-    assert lc_op.operator()(x, lc.weight, lc.bias, None, good).shape == (2, 3, 4, 4)
-    for bad in ((1, *good[1:]), (*good[:-1], 4), good[:8]):
-        with pytest.raises(RuntimeError, match="geometry"):
-            lc_op.operator()(x, lc.weight, lc.bias, None, bad)
-
-
 def _step_scratch_bytes(c: int, n: int, b: int) -> int:
     """Run a training step of a c -> c, 3x3 layer on (b, c, n, n); the bytes of scratch it
     needs (one part per thread, as lc_native.plan splits them)."""
@@ -419,22 +385,7 @@ def _step_scratch_bytes(c: int, n: int, b: int) -> int:
 
 
 @needs_native
-def test_kept_memory_counts_the_operators_scratch():
-    if lc_op.operator() is None:
-        pytest.skip(f"C++ operator unavailable: {lc_op.status()}")
-    need = _step_scratch_bytes(8, 12, 3)
-    kept = lc_op.scratch_bytes()
-    assert kept >= need
-    assert lc_native.held_bytes() >= kept + lc_native.grad_pool.held_bytes()
-
-
-@needs_native
-@pytest.mark.parametrize("op", ["cpp", "python"])
-def test_release_drops_what_larger_shapes_left_kept(op, monkeypatch):
-    if op == "cpp" and lc_op.operator() is None:
-        pytest.skip(f"C++ operator unavailable: {lc_op.status()}")
-    if op == "python":
-        monkeypatch.setattr(lc_op, "operator", lambda: None)
+def test_release_drops_what_larger_shapes_left_kept():
     big = _step_scratch_bytes(32, 16, 8)
     assert lc_native.held_bytes() >= big
     lc_native.release()
@@ -445,70 +396,6 @@ def test_release_drops_what_larger_shapes_left_kept(op, monkeypatch):
     assert lc_native.held_bytes() < big // 2
 
 
-@needs_native
-def test_failed_operator_build_is_reported_and_the_python_path_serves(monkeypatch, tmp_path):
-    monkeypatch.setenv("GARDENPATH_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("CXX", shutil.which("false"))
-    lc_op._load.cache_clear()
-    try:
-        assert lc_op.operator() is None
-        assert lc_op.status().startswith("compile failed (false)"), lc_op.status()
-        assert not any((tmp_path / "cache").glob("lc_op-*"))  # nothing half-built left
-        lc = LocallyConnected2d(2, 3, 3, 6)
-        x = torch.randn(2, 2, 6, 6, requires_grad=True)
-        y = lc(x)
-        assert type(y.grad_fn).__name__ == "LocalFnBackward"
-        dy = torch.randn_like(y)
-        got = torch.autograd.grad(y, (x, lc.weight), dy)
-        want = torch.autograd.grad(lc.forward_bmm(x), (x, lc.weight), dy)
-        for g, w in zip(got, want, strict=True):
-            torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-5)
-    finally:
-        monkeypatch.undo()
-        lc_op._load.cache_clear()
-
-
-_NO_OPENMP_CHILD = """
-import torch
-from gardenpath.models import lc_op
-from gardenpath.models.local import LocallyConnected2d
-torch.set_num_threads(2)
-lc = LocallyConnected2d(3, 4, 3, 12)
-x = torch.randn(5, 3, 12, 12, requires_grad=True)
-y = lc(x)
-dy = torch.randn_like(y)
-got = torch.autograd.grad(y, (x, lc.weight, lc.bias), dy)
-want = torch.autograd.grad(lc.forward_bmm(x), (x, lc.weight, lc.bias), dy)
-for g, w in zip(got, want, strict=True):
-    torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-5)
-print(lc_op.status())
-print(type(y.grad_fn).__name__)
-"""
-
-
-@needs_native
-def test_operator_builds_without_openmp_where_the_compiler_refuses_it(tmp_path):
-    # a C++ compiler that rejects -fopenmp, as clang does without libomp; in a child
-    # process, since an operator can be registered once per process
-    real = shutil.which("c++") or shutil.which("g++")
-    if real is None:
-        pytest.skip("no C++ compiler to wrap")
-    cxx = tmp_path / "c++"
-    cxx.write_text("#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = -fopenmp ] && "
-                   "{ echo \"error: unsupported option '-fopenmp'\" >&2; exit 1; }; done\n"
-                   f"exec {real} \"$@\"\n")
-    cxx.chmod(0o755)
-    env = {**os.environ, "CXX": str(cxx), "GARDENPATH_CACHE_DIR": str(tmp_path / "cache")}
-    env.pop("GARDENPATH_LC_OP", None)
-    res = subprocess.run([sys.executable, "-c", _NO_OPENMP_CHILD], env=env,
-                         capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stderr
-    status, node = res.stdout.strip().splitlines()[-2:]
-    assert status.startswith("C++ autograd operator without OpenMP, its parts on one thread "
-                             "(-fopenmp: compile failed (c++): error: unsupported option"), status
-    assert node != "LocalFnBackward"  # the operator, not the Python fallback, ran
-
-
 def test_kernel_source_is_part_of_the_chapters_cache_key(tmp_path):
     from gardenpath.pipeline import tree_digest
 
@@ -517,9 +404,6 @@ def test_kernel_source_is_part_of_the_chapters_cache_key(tmp_path):
     before = tree_digest(tmp_path)
     (tmp_path / "k.c").write_text("int f(void) { return 2; }\n")
     assert tree_digest(tmp_path) != before
-    before = tree_digest(tmp_path)
-    (tmp_path / "op.cpp").write_text("int g() { return 1; }\n")
-    assert tree_digest(tmp_path) != before
 
 
 def test_method_sentence_names_the_path_that_runs(fresh_loader):
@@ -527,9 +411,117 @@ def test_method_sentence_names_the_path_that_runs(fresh_loader):
     assert "`" not in lc_native.describe("cpu")  # glued as plain text into the prose
     assert ("fused C kernel" in lc_native.describe("cpu")) == lc_native.available()
     if lc_native.available():
-        assert ("C++ autograd operator" in lc_native.describe("cpu")) \
-            == (lc_op.operator() is not None)
+        assert "ctypes" in lc_native.describe("cpu")
     fresh_loader.setenv("GARDENPATH_LC_NATIVE", "0")
     lc_native._load.cache_clear()
     sentence = lc_native.describe("cpu")
     assert "torch.bmm" in sentence and "GARDENPATH_LC_NATIVE=0" in sentence
+
+
+#: What runs on every call of the layer on the CPU (issue 28: no private torch API there).
+_HOT_PATH = [LocallyConnected2d.forward, lc_native.applies, lc_native.locally_connected,
+             lc_native.LocalFn, lc_native.GradPool, lc_native._note_grad, lc_native.plan,
+             lc_native._executor, lc_native._run, lc_native._work]
+
+
+@pytest.mark.parametrize("fn", _HOT_PATH, ids=lambda f: f.__qualname__)
+def test_hot_path_uses_no_private_torch_api(fn):
+    import inspect
+    import re
+
+    src = inspect.getsource(inspect.unwrap(fn))
+    assert "torch._C" not in src
+    assert not re.search(r"torch(\.\w+)*\._\w", src), "a private torch module or function"
+    assert not re.search(r"_pool\._|_max_workers|_cdata|_use_count", src, re.I)
+
+
+def test_torch_function_mode_gets_the_bmm_path():
+    """A torch function mode (as tracers use) sees the layer's arithmetic as torch calls."""
+    from torch.overrides import TorchFunctionMode
+
+    seen = []
+
+    class Log(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            seen.append(getattr(func, "__name__", str(func)))
+            return func(*args, **(kwargs or {}))
+
+    lc = LocallyConnected2d(2, 3, 3, 6)
+    x = torch.randn(2, 2, 6, 6)
+    with Log():
+        y = lc(x)
+    assert "bmm" in seen
+    torch.testing.assert_close(y, lc.forward_bmm(x))
+
+
+#: x86-64 targets the kernel must build for: its baseline (SSE2, 4-float vectors), AVX2 with
+#: FMA (8 floats, 16 registers) and AVX-512 (16 floats, 32 registers); the /proc/cpuinfo
+#: flags a target needs to run.
+_ISA_TARGETS = {
+    "x86-64": ("-march=x86-64", ()),
+    "avx2": ("-march=x86-64-v3", ("avx2", "fma", "bmi2")),
+    "avx512": ("-march=x86-64-v4", ("avx512f", "avx512bw", "avx512dq", "avx512vl")),
+}
+_ISA_CASES = [(3, 5, 3, 7, 1, 0, 2), (16, 16, 3, 16, 1, 1, 16), (7, 64, 3, 19, 1, 0, 4),
+              (2, 24, 3, 6, 1, 1, 1), (5, 12, 3, 9, 1, 1, 8), (32, 32, 3, 12, 1, 1, 4)]
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return set()
+    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
+    return set(line.partition(":")[2].split())
+
+
+def _run_build(lib, case) -> None:
+    """One training step of ``case`` through ``lib``, against the unfold + bmm reference."""
+    c, o, k, h, s, p, b = case
+    torch.manual_seed(0)
+    lc = LocallyConnected2d(c, o, k, h, stride=s, padding=p)
+    x = torch.randn(b, c, h, h, requires_grad=True)
+    y_ref = lc.forward_bmm(x)
+    dy = torch.randn(y_ref.shape)  # contiguous, as the kernel reads it (y_ref is not)
+    dx_ref, dw_ref, db_ref = torch.autograd.grad(y_ref, (x, lc.weight, lc.bias), dy)
+    geom = lc_native.geometry(x.shape, o, lc.kernel_size, lc.stride, lc.padding, lc.out_size)
+    gm = lc_native.plan(geom, 1).gm  # the geometry array; its scratch size is the build's
+    n = lc.num_positions
+    work = torch.empty(int(lib.lc_work_floats(gm)))
+    xd, w = x.detach(), lc.weight.detach()
+    xt = torch.empty(h + 2 * p, h + 2 * p, c, b)
+    y, dw, dxt = torch.empty(y_ref.shape), torch.empty_like(w), torch.empty_like(xt)
+    dx, db = torch.empty_like(xd), torch.empty(db_ref.shape)
+    assert lib.lc_forward(xd.data_ptr(), xt.data_ptr(), w.data_ptr(), lc.bias.data_ptr(),
+                          y.data_ptr(), work.data_ptr(), 0, n, gm) == 0
+    assert lib.lc_backward(xt.data_ptr(), w.data_ptr(), dy.data_ptr(), dw.data_ptr(),
+                           dxt.data_ptr(), db.data_ptr(), dx.data_ptr(), work.data_ptr(), 0,
+                           n, gm, 1, 1) == 0
+    for got, want in ((y, y_ref), (dx, dx_ref), (dw, dw_ref), (db, db_ref)):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86-64 targets")
+@pytest.mark.parametrize("target", list(_ISA_TARGETS))
+def test_kernel_builds_without_warnings_and_matches_unfold_on_each_x86_target(target,
+                                                                             tmp_path):
+    """Compile lc_kernel.c for the target with the layer's flags (warnings on, none
+    allowed); run it against the unfold + bmm layer where this CPU has the target's
+    instructions, else only compile it (``-march=native`` tests only the machine at hand)."""
+    cc = lc_native.c_compiler()
+    if cc is None:
+        pytest.skip("no C compiler")
+    march, needs = _ISA_TARGETS[target]
+    flags = [f for f in lc_native.FLAGS if not f.startswith("-march=")]
+    assert {"-Wall", "-Wextra"} <= set(flags)
+    out = tmp_path / f"lc_kernel-{target}.so"
+    res = subprocess.run([cc, *flags, march, str(lc_native.SOURCE), "-o", str(out)],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "warning" not in res.stderr, res.stderr
+    missing = set(needs) - _cpu_flags()
+    if missing:
+        pytest.skip(f"compiled only: this CPU lacks {sorted(missing)}")
+    lib = lc_native.open_library(out)
+    for case in _ISA_CASES:
+        _run_build(lib, case)

@@ -4,7 +4,7 @@
  * materialised, and the small matrix products use a register-tiled micro-kernel written
  * with GCC/Clang vector extensions (compiled with -march=native: AVX-512, AVX2 or NEON).
  *
- * Why: ATen's CPU bmm reaches about half of this machine's peak on the B x (C*kh*kw) x O
+ * Why: ATen's CPU bmm reaches a fraction of the machine's peak on the B x (C*kh*kw) x O
  * products of a locally connected layer at small batch (benchmarks/results/local.md), and
  * the unfold / fold around it adds copies and memory.  Built and loaded by
  * gardenpath.models.lc_native; every tensor is contiguous row-major float32.
@@ -12,9 +12,10 @@
  * Layouts: x (B, C, H, W) is the input and xt (Hp, Wp, C, B) its zero-padded,
  * batch-innermost copy; w (L, K, O) with K = C*kh*kw ordered (c, i, j) as in F.unfold;
  * y and dy (B, O, Ho*Wo); dw (L, K, O); dxt like xt.  Every entry point takes the layer's
- * geometry as one array gm[GM_LEN] (one pointer instead of 13 arguments: each argument
- * ctypes converts costs the caller about 0.1 us).  Each call handles positions [l0, l1),
- * so callers can split positions across threads.
+ * geometry as one array gm[GM_LEN] (one pointer instead of 13 arguments, each of which
+ * ctypes would convert on every call).  Each call handles positions [l0, l1), so callers
+ * can split positions across threads.  Timings behind the choices below: the notes in
+ * benchmarks/results/README.md, by the name of the code they justify.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -27,8 +28,8 @@
 /* One vector is the target's widest: 16 floats with AVX-512, 8 with AVX/AVX2, 4 with SSE
  * or NEON (GCC vectors wider than the hardware's are split into pieces, and a tile's 16
  * accumulators then spilled).  A register tile has 2 * MR accumulators: 8 rows where the
- * target has 32 vector registers, 6 where it has 16 (x86 below AVX-512; with AVX2, 8 rows
- * spilled and measured 3-20% slower per pass at 16x16, C = O = 32, B = 16). */
+ * target has 32 vector registers, 6 where it has 16 (x86 below AVX-512, where 8 rows
+ * spill and ran slower). */
 #if defined(__AVX512F__)
 #define VL 16
 #elif defined(__AVX__)
@@ -49,13 +50,10 @@ static inline void vstore(float *p, vf v) { memcpy(p, &v, sizeof v); }
 
 /* A weight gradient larger than this is written with non-temporal stores: it will not be
  * read again before the next pass evicts it, and skipping the read-for-ownership of every
- * line cut the weight-gradient pass by a third at 368 MB (10% at 115 MB) with AVX-512, and
- * from 56 to 31 ms at 141 MB (64x64, C32, B16) on an AVX2 EPYC.  The threshold was 32 MB;
- * on that AVX2 machine (32 MB L3 announced, copies at DRAM speed from 8 MB on) a 7.2 MB
- * gradient streamed made forward + backward + an SGD update faster at 16x16 C32: B1 2.92
- * -> 2.20 ms, B4 6.01 -> 4.71, B16 8.18 -> 7.74 (medians of 11 interleaved rounds); on an
- * AVX-512 machine the same change measured faster without an optimizer and within noise
- * with one (a later SGD reads the gradient from DRAM instead of the L3). */
+ * line shortens the weight-gradient pass.  The threshold sits below the last-level cache
+ * of the AVX2 machine measured (its copies ran at DRAM speed well before the L3's
+ * announced size); with an optimizer that reads the gradient right after, streaming it
+ * can cost as much as it saves. */
 #ifndef DW_STREAM_MIN_BYTES
 #define DW_STREAM_MIN_BYTES (4L << 20)
 #endif
@@ -91,9 +89,8 @@ typedef struct {
 
 /* A product of at most four rows (the forward pass at batch <= 4) has load slots to spare
  * for one more prefetch per k step: W's row PF_AHEAD_ROWS ahead into L1, on top of the
- * next position's into L2.  AVX2 EPYC, 16x16, C = O = 32, forward call (11 interleaved
- * rounds): B = 4 271 -> 250 us, 269 -> 248 (8 rows ahead; 4 and 16 rows: 256); B = 3 267
- * -> 246.  For every tile (B = 16, 64) it was slower: 932 -> 1081 us at B = 16. */
+ * next position's into L2.  For full tiles (batch 16, 64) the extra prefetch was slower,
+ * so they do not get it. */
 #define PF_AHEAD_ROWS 8
 
 /* Where a tile's prefetches start and how far they move per k step; a tile with nothing to
@@ -130,7 +127,7 @@ typedef struct {
 
 /* The two vectors of a filter row stay in registers for the tile's rows: left to itself,
  * GCC folds them into every FMA as a memory operand, one 64-byte load per FMA, and a
- * 4-row tile then ran load-bound at 2.45 instead of 3.37 G FMA/s (measured here). */
+ * small tile then runs load-bound. */
 #if defined(__x86_64__)
 #define KEEP_IN_REGISTERS(a, b) __asm__("" : "+v"(a), "+v"(b))
 #elif defined(__aarch64__)
@@ -247,7 +244,7 @@ tile_ix(const int mr, const int nv, long K, const float *a, const long *roff,
     }
 
 /* Strided A has one stride 1 in every call (A or A^T is row-major): making it a
- * compile-time 1 lets the compiler walk A with pointer increments (2x faster here). */
+ * compile-time 1 lets the compiler walk A with pointer increments. */
 static void tile_n(int nv, int mr, long K, const float *a, long ars, long aks,
                    const float *w, long ldw, float *c, long ldc, const prefetch *pf)
 {
@@ -286,10 +283,7 @@ static inline float aget(const amat *A, long m, long k)
  * whole and in order (a one-row register tile reads 2 * VL columns per pass over K: with
  * AVX2, every other line of a 32-column W), one stream the hardware prefetcher follows,
  * so no software prefetch: with it (the next position's filter, as gemm does) the forward
- * pass at B = 1 read the weights more slowly (AVX2 EPYC, 10 interleaved rounds: 64x64 in,
- * C = O = 32, k5, 368 MB from DRAM, 44.8 ms as a register tile, 45.9 here with that
- * prefetch, 36.2 without; 32x32, 33 MB: 3.55, 3.47, 3.03 ms; 16x16, 7.2 MB: 0.27, 0.24,
- * 0.20 ms; forward + backward 121, 123, 117 ms and 1.02, 0.99-1.00, 0.97-0.99 ms). */
+ * pass at B = 1 read the weights more slowly. */
 static inline __attribute__((always_inline)) void
 gemv_nv(const int nv, long K, const amat *A, const float *w, long ldw, float *c, int stream)
 {
@@ -321,12 +315,10 @@ static void gemv(long N, long K, const amat *A, const float *w, long ldw, float 
 }
 
 /* Rows of W per block of a two-vector column strip: the strip's register tiles run over
- * K in blocks of at most GEMM_KC rows (equal blocks), each adding into c after the first.
- * AVX2 EPYC, forward calls (9 interleaved rounds): 16x16 C128 k3 B16 (K = 1152) 19.0 ->
- * 17.1 ms, 8x8 C128 k5 B64 (K = 3200) 22.2 -> 17.8 ms; C32 (K = 288, two blocks of 144)
- * and C64 unchanged (16x16 C32 B16 0.90 -> 0.91 ms, B4 0.25 -> 0.25, C64 4.18 -> 4.18);
- * blocks of 128 and 384 rows measured the same as 256.  Not for streamed stores (a block's
- * partial sums would leave the cache), which only the weight gradient uses, over K = B. */
+ * K in blocks of at most GEMM_KC rows (equal blocks), each adding into c after the first,
+ * so a block of W stays in cache while the strip's tiles reuse it (it pays at large K, C =
+ * 128; at C <= 64 it changes nothing).  Not for streamed stores (a block's partial sums
+ * would leave the cache), which only the weight gradient uses, over K = B. */
 #define GEMM_KC 256
 
 /* C (M x N, row stride ldc) = A (M x K) @ W (K x N, row stride ldw).  Full vectors through
@@ -335,10 +327,7 @@ static void gemv(long N, long K, const amat *A, const float *w, long ldw, float 
  * prefetch pointer pf_bytes / steps bytes on (rounded up; at most two lines), so a line
  * gets a prefetch or two in consecutive steps and the last one reaches the end of pf_bytes.
  * One line per step ran up to three positions ahead and asked for every line about three
- * times: with AVX2 at 32x32, C = O = 32, B = 16 (weights from DRAM) the forward pass took
- * 7.50 ms that way and 5.64 ms spread (medians of 11 interleaved rounds, 11/11 faster);
- * forward + backward 0.79-0.95x across B = 16 and 64 shapes; two positions ahead was
- * slower again. */
+ * times, which was slower (weights from DRAM); two positions ahead was slower again. */
 static void gemm(long M, long N, long K, amat A, const float *w, long ldw, float *c,
                  long ldc, const void *pf_next, long pf_bytes, int stream)
 {
@@ -547,9 +536,8 @@ typedef float vf8 __attribute__((vector_size(8 * sizeof(float))));
  * rows x NB batch entries, row-major: each row adds into the padded gradient at koff[k] as
  * one NB-wide vector.  Per 16 rows (VL = 16): O*NB FMAs (as many broadcast loads) and
  * 2*(16 - NB) shuffles, where transposing 16 x 16 blocks of w in registers took 96 shuffles
- * per 128 FMAs at B = 4.  Measured at 16x16, C = O = 32, B = 4: 234 us per pass, was 313
- * us (AVX-512).  With AVX2, a w^T copy per position and a B-row gemm took 1.4 ms at B = 1
- * (the transpose alone most of it). */
+ * per 128 FMAs at B = 4, and a w^T copy per position (AVX2) spent most of its time on the
+ * transpose. */
 #if VL == 16
 static const vi EVEN = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
 static const vi ODD = {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
@@ -565,7 +553,7 @@ static inline vf pair_sums(vf a, vf b)
 }
 
 /* The G floats at p, repeated across a vector (one broadcast load on AVX-512; GCC turns
- * a generic repeat of a short vector into a trip through the stack, 13x slower here). */
+ * a generic repeat of a short vector into a trip through the stack). */
 static inline __attribute__((always_inline)) vf bcast_group(const int G, const float *p)
 {
     if (G == VL) return vload(p);
@@ -706,12 +694,9 @@ dx_bcast_rows(const int G, const int kb, long B, long O, const float *dyq, const
 }
 
 /* One line per KB of the next position's K x O filter (none if next is NULL): the hardware
- * prefetcher streams the rest once started (measured with AVX-512: every line of it, 16
- * rows at a time, 1.3x slower from DRAM at 64x64 B1 and from L3 at 16x16 B1; no software
- * prefetch 1.1x slower from DRAM).  Without AVX-512 none: on the AVX2 EPYC the backward
- * call was faster without it (14 interleaved rounds: 64x64 C32 k5 B1 109.0 -> 95.7 ms,
- * 16x16 C32 B4 2.10 -> 1.91, B1 2.27 -> 2.07; 8 rounds, one line per 256 bytes: no
- * faster than per KB at 64x64). The ISA stands in for the machine here: two machines
+ * prefetcher streams the rest once started (with AVX-512, prefetching every line, or
+ * none, was slower).  Without AVX-512 none: on the AVX2 machine measured the backward
+ * call was faster without it.  The ISA stands in for the machine here: two machines
  * measured, one of each. */
 static inline void prefetch_filter(const float *next, long K, long O)
 {
@@ -749,11 +734,9 @@ dx_bcast_g(const int G, long B, long K, long O, const float *gl, const float *wl
 /* Input gradient at batch 4 (G = 8) or 8 (G = 4): as dx_bcast_g, but with the batch
  * entries in two halves (dyq vector 2c + p: lanes bl*G + j = dy[NB*p + bl, G*c + j], NB =
  * 16 / G), so that each broadcast of G floats of a filter row feeds two FMAs.  An FMA with
- * a broadcast operand of its own ran at ~2.5 G/s here (128-bit; 64-bit alike), a broadcast
- * shared by two FMAs at ~3.5 (the compute ceiling is ~3.6): the FMAs gain more than the
- * extra round of pair sums costs at G = 8 (at O = 32, 30 shuffles per 64 FMAs against 28
- * per 128).  Measured at 16x16, C = O = 32 (interleaved A/B): B = 4, 227 us per pass, was
- * 255 (dx_bcast_g, G = 4); B = 8, 386 us, was 467 (dx_bcast_g, G = 2). */
+ * a broadcast operand of its own runs well below the compute ceiling, a broadcast shared
+ * by two FMAs close to it: the FMAs gain more than the extra round of pair sums costs at
+ * G = 8 (at O = 32, 30 shuffles per 64 FMAs against 28 per 128). */
 
 /* Broadcast of the G = 8 or 4 floats at p. */
 static inline __m512 pair_bcast(const int G, const float *p)
@@ -793,7 +776,7 @@ dx_pairs_rows(const int G, const int kb, long O, const float *dyq, const float *
         }
     }
     /* the last chunk when O / G is odd (one inline sweep for both, its chunk count a
-     * parameter, measured 2-3% slower in A/B) */
+     * parameter, was slower) */
     for (; c < nc; c++) {
         const __m512 q0 = _mm512_loadu_ps(dyq + (2 * c) * VL),
                      q1 = _mm512_loadu_ps(dyq + (2 * c + 1) * VL);
@@ -881,10 +864,8 @@ static void dx_pairs(long B, long K, long O, const float *gl, const float *wl,
  * two halves (as dx_pairs with AVX-512), so that each 128-bit broadcast of four filter
  * weights feeds two FMAs; dyq vector 2c + p, lane 4*bl + j = dy[2*bl + p, 4c + j].  Rows
  * go four at a time (eight accumulators), each four ending in six horizontal adds and two
- * permutes.  AVX2 EPYC, 16x16, C = O = 64, B = 4 (interleaved rounds): input-gradient pass
- * 2.10 -> 1.66 ms (7/7 rounds), forward + backward 4.80 -> 4.10 ms (7/7); at O = 32 the
- * pass was slower (284 -> 301 us: per four rows half the FMAs of O = 64 against the same
- * reduction), at O = 16 the same. */
+ * permutes.  At O = 32 and below the reduction costs what the FMAs gain (per four rows
+ * half the FMAs of O = 64 against the same reduction), so not there. */
 static inline __attribute__((always_inline)) void
 dx_quad_rows(const int kb, long O, const float *dyq, const float *w, float *d,
              const long *koff)
@@ -976,13 +957,10 @@ static inline __attribute__((always_inline)) void add_lane_sums(const int NB, __
  * by row (bwd.fuse): each output-gradient vector gl[b, 8v ..] is loaded once per row and
  * feeds the input gradient's FMA (acc[b] += w[k, 8v ..] * it, summed across lanes per row)
  * and the weight gradient's (dW[k, 8v ..] += x[k, b] * it), so the streamed stores of dW
- * go out two lines per row between FMAs instead of sixteen lines per eight rows.  AVX2
- * EPYC, the same buffers for both kernels, interleaved rounds, all faster: 16x16, C = O =
- * 32, backward B = 4 603 -> 547 us (7 rounds), B = 3 707 -> 515, B = 2 520 -> 365, B = 1
- * 359 -> 351 (5; its sums in the same order as dx_bcast's); 64x64 C32 k5 B1 34.5 -> 27.9
- * ms.  Not at O = 64 (eight filter vectors a row do not fit in the registers with the
- * rest; dx_quads and dx_bcast serve).  Now used for O = 24 only: dxdw_blocks, below, took
- * over the others. */
+ * go out two lines per row between FMAs instead of sixteen lines per eight rows.  Not at
+ * O = 64 (eight filter vectors a row do not fit in the registers with the rest; dx_quads
+ * and dx_bcast serve).  Now used for O = 24 only: dxdw_blocks, below, took over the
+ * others. */
 static inline __attribute__((always_inline)) void
 dxdw_rows(const int NB, const int NV, long K, long O, const float *gl, const float *wl,
           float *d, const long *koff, const float *x, float *dwl, int stream)
@@ -1075,16 +1053,9 @@ dxdw_block(const int NB, const int NV, long k0, long k1, long O, const float *gl
  * 4, O = 32 do not fit in the sixteen registers next to the rest, so every FMA read its
  * operand from L1 (41 loads a row for 32 FMAs); here 21 (for O = 16, 7 instead of 23).
  * Blocks short enough that the streamed dW stores keep going out while the input gradient
- * computes.  AVX2 EPYC, 1 thread, forward + backward calls on the same buffers, 11
- * interleaved rounds, backward call (us): 16x16 C = O = 32, B = 4: rows 514, blocks of 16
- * rows 482, of 8 498, of 32 477; 32x32 B = 4 (W 33 MB, from DRAM) 4612, 4345, 4440, 4503;
- * 16x16 B = 3 492 -> 484; 32x32 O = 16 B = 4 1859 -> 1764, B = 3 1956 -> 1870, B = 2 1692
- * -> 1585, B = 1 1869 -> 1805; O = 32 at B = 1 and 2 within noise (16x16 367 and 370 us,
- * 32x32 3959 and 3902; 64x64 C32 k5 B1 30.7 -> 30.0 ms).  An earlier version wrote each
- * block's dW first (all four vectors, two at a time), then its input gradient: 16x16 B = 4
- * 495 us, but 32x32 B = 4 4230 against 3868 by rows (its streamed stores bunched up).  Not
- * for O = 24: a 96-byte row's lines would get their streamed stores in two sweeps (3.5x
- * slower). */
+ * computes; writing each block's dW first, then its input gradient, bunched the streamed
+ * stores up.  Not for O = 24: a 96-byte row's lines would get their streamed stores in two
+ * sweeps. */
 #define DXDW_BLOCK 16
 static inline __attribute__((always_inline)) void
 dxdw_blocks(const int NB, const int NV, long K, long O, const float *gl, const float *wl,
@@ -1161,11 +1132,9 @@ static void transpose(const float *w, long K, long O, float *wt)
 }
 
 /* The scratch buffers are carved from work[] on 64-byte lines, whatever work's own
- * alignment: the C++ operator's scratch is a std::vector (16-byte aligned), and where the
- * heap put it off a line, the output-gradient rows that dxdw loads a vector at a time
- * straddled lines.  AVX2 EPYC, 16x16, C = O = 32, B = 4, 1 thread, the layer's backward
- * through autograd: 713-764 us in 14 of 25 processes, 615-649 in the others; with the
- * parts on lines, 615-671 in 15 of 15. */
+ * alignment: where a caller's buffer sat off a line, the output-gradient rows that dxdw
+ * loads a vector at a time straddled lines, and the backward pass ran slower in some
+ * processes than in others. */
 #define LINE_FLOATS 16
 static inline long line_up(long floats)
 {
@@ -1210,10 +1179,9 @@ dw_cols(const int nb, const int nv, long K, long O, long o0, const float *x, con
  * constant): the nb rows of the output gradient stay in registers, 32 columns at a time,
  * while the K rows of the weight gradient are written one after another, each from nb
  * broadcasts and 2*nb FMAs.  (Through the register-tiled gemm, each 8-row tile ran only B
- * k-steps between setting up its row pointers and storing its 16 accumulators: 2.2
- * G FMA/s at B = 4, against 3.3 for deep tiles; the pass went from 224 to 146 us at
- * 16x16, C = O = 32, B = 4.)  No software prefetch: one line of the next position's
- * gradient per row measured no faster at B = 1..8. */
+ * k-steps between setting up its row pointers and storing its 16 accumulators, far below
+ * the rate of deep tiles.)  No software prefetch: one line of the next position's
+ * gradient per row was no faster. */
 static inline __attribute__((always_inline)) void
 dw_rows_nb(const int nb, long K, long O, const float *x, const long *koff, const float *gl,
            float *dw, int stream)
@@ -1326,16 +1294,9 @@ typedef struct {
      * are written block by block between its input gradient's (dx_bcast, dx_quads; dxdw
      * row by row), so the streamed stores drain while the input gradient reads w[l] and
      * computes; position by position (all of dW[l], then all of its input gradient) the two
-     * took as long as each alone added up.  Forward + backward calls back to back, AVX2 EPYC, interleaved
-     * rounds, outputs identical: 16x16 C = O = 32, B = 1: 690 -> 533 us (10/10 rounds),
-     * B = 2: 1171 -> 1007 (8/8); 16x16 C64 B1 8.09 -> 6.63 ms; 64x64 C32 k5 B1 67.7 -> 63.7
-     * ms.  Then each block's dW rows went out after its FMAs and before its reductions,
-     * and batch 3 and 4 joined (both on the same buffers, 7 rounds, 7/7 faster: B = 1 527
-     * -> 501 us, B = 2 765 -> 736, B = 3 957 -> 916, B = 4 872 -> 847; 16x16 C64 B4 6.13 ->
-     * 3.87 ms with dx_quads; then dxdw for O <= 32).  Not at B = 8: slower (2207 -> 2449 us),
-     * where the input gradient's arithmetic, not the stores, sets the pace.  A microbenchmark
-     * of the fused sweep at B = 4 took as long with plain stores as with streamed ones (491,
-     * 487 us): compute-bound there.  Not measured with AVX-512. */
+     * took as long as each alone added up.  Each block's dW rows go out after its FMAs and
+     * before its reductions.  Not at B = 8, where the input gradient's arithmetic, not the
+     * stores, sets the pace (compute-bound: plain and streamed stores took as long). */
     int fuse;
 } bwd;
 
@@ -1373,8 +1334,7 @@ static void dx_at(const bwd *c, long l, const float *gl)
     if (B % VL == 0 && B > 8) {
         /* batch a multiple of the vector width: e^T (K x B) = w[l] @ dy_l^T, the vectors
          * run along the batch, w[l] is read in place (not transposed), and the result adds
-         * into dxt with vector adds (not at B = 8 with AVX2: by broadcasts, 763 against
-         * 1060 us at 16x16, C = O = 32) */
+         * into dxt with vector adds (not at B = 8 with AVX2, where broadcasts are faster) */
         transpose(gl, B, O, c->gt);
         gemm(K, B, O, strided(wl, O, 1), c->gt, B, c->e, B, next, 4 * K * O, 0);
         scatter_add_t(g, c->dxt, l, c->off, c->e);
@@ -1461,11 +1421,8 @@ int lc_backward(const float *xt, const float *w, const float *dy, float *dw, flo
     c.stream = L * K * O * (long)sizeof(float) >= DW_STREAM_MIN_BYTES && O % VL == 0
                && ((unsigned long)dw & 63) == 0;
     /* Where dW streams, one sweep computes both gradients position by position: its
-     * stores then go out while w[l] comes in for the input gradient (AVX2, the backward
-     * call at 32x32, C = O = 32, B = 16: 0.92-0.95x; 64x64: 0.94x; at 16x16 B = 1, 4, 16
-     * within noise; not measured with AVX-512).  Otherwise two sweeps:
-     * interleaved per position measured slower (3.1 vs 2.5 ms at 16x16, C = O = 32,
-     * B = 16, AVX-512, dW not streamed): the working sets evict each other. */
+     * stores then go out while w[l] comes in for the input gradient.  Otherwise two sweeps:
+     * interleaved per position, the working sets evict each other. */
     if (want_dw && want_dx && c.stream) {
 #ifdef HAVE_SHUFFLES
         /* O % VL == 0 here, so dx_at takes dxdw, dx_bcast, dx_quads or dx_pairs */
@@ -1549,9 +1506,8 @@ static void copy_runs(int pack, float *x, float *xt, long B, long C, long H, lon
 
 /* xt (H + 2ph, W + 2pw, C, B) = x (B, C, H, W), zero-padded and batch-innermost.  VL x VL
  * blocks go through transpose_block: VL batch entries by VL columns, or at batch 1, 2, 4
- * and 8 VL / B channels by B entries by VL columns (pack_runs); the rest element by element.
- * Measured at 16x16, C = 32: 7.5 -> 2.6 us at B = 1, 18.8 -> 6.0 at B = 4, 33 -> 10 at B = 8
- * (AVX-512). */
+ * and 8 VL / B channels by B entries by VL columns (pack_runs); the rest element by
+ * element, which was several times slower. */
 void lc_pack(const float *x, float *xt, const long *gm)
 {
     long B = gm[GM_B], C = gm[GM_C], H = gm[GM_H], W = gm[GM_W], ph = gm[GM_PH],
@@ -1587,8 +1543,7 @@ void lc_pack(const float *x, float *xt, const long *gm)
 }
 
 /* dx (B, C, H, W) = the sum of the n padded batch-innermost gradients dxt[0..n-1] (one per
- * thread; the first is summed into in place); blocks as in lc_pack (at 16x16, C = 32:
- * 7.3 -> 2.5 us at B = 1, 17 -> 7.3 at B = 4, 24.5 -> 14 at B = 8). */
+ * thread; the first is summed into in place); blocks as in lc_pack. */
 void lc_unpack(float *const *dxt, long n, float *dx, const long *gm)
 {
     long B = gm[GM_B], C = gm[GM_C], H = gm[GM_H], W = gm[GM_W], ph = gm[GM_PH],

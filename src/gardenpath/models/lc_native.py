@@ -6,9 +6,13 @@ extra package is needed. Where there is no compiler, the compile fails, or
 ``GARDENPATH_LC_NATIVE=0`` is set, :func:`status` says why and the layer keeps its
 ``torch.bmm`` path. ctypes releases the GIL during a call, so positions are split across
 ``torch.get_num_threads()`` Python threads. :class:`LocalFn` is the layer's autograd
-function where the C++ operator of :mod:`gardenpath.models.lc_op` (the same kernel, with
-no Python in the backward) does not build; benchmarks time the kernel's passes through
-:func:`library`.
+function, the one CPU driver of the kernel (a C++ torch operator driving the same kernel
+measured within 10% of it at the book's shapes, see benchmarks/README.md, and was
+removed); benchmarks time the kernel's passes through :func:`library`.
+
+The hot path (:func:`applies`, :func:`locally_connected`, :class:`LocalFn`,
+:class:`GradPool`) uses no ``torch._C`` function and no private attribute of the thread
+pool (tests/test_models_local.py checks its source).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,11 +35,15 @@ from typing import Any
 
 import torch
 from torch.autograd.function import once_differentiable
+from torch.utils._python_dispatch import is_in_torch_dispatch_mode
 
 SOURCE = Path(__file__).with_name("lc_kernel.c")
 FLAGS = ("-O3", "-march=native", "-ffp-contract=fast", "-funroll-loops", "-shared", "-fPIC",
-         "-std=c11")
-# -ffp-contract=fast: ISO C mode otherwise forbids fusing a*b+c into one FMA (2x slower here)
+         "-std=c11", "-Wall", "-Wextra")
+# -ffp-contract=fast: ISO C mode otherwise forbids fusing a*b+c into one FMA.
+# -Wall -Wextra: the kernel compiles without a warning (tests/test_models_local.py checks it
+# for the baseline x86-64, AVX2 and AVX-512 targets); not -Werror, so that another
+# compiler's new warning does not send the layer to its slower path.
 ENV_SWITCH = "GARDENPATH_LC_NATIVE"
 
 
@@ -119,9 +128,15 @@ def _load() -> tuple[Any, str]:
     if lib_path is None:
         return None, why
     try:
-        lib = ctypes.CDLL(str(lib_path))
+        lib = open_library(lib_path)
     except OSError as exc:
         return None, f"load failed: {exc}"
+    return lib, f"native ({Path(cc).name} {' '.join(FLAGS[:2])}, {lib_path.name})"
+
+
+def open_library(path: Path | str) -> Any:
+    """Load a build of ``lc_kernel.c`` with ctypes and declare its entry points."""
+    lib = ctypes.CDLL(str(path))
     ptr, n, gm = ctypes.c_void_p, ctypes.c_long, ctypes.POINTER(ctypes.c_long)
     lib.lc_work_floats.argtypes = [gm]
     lib.lc_work_floats.restype = n
@@ -133,7 +148,7 @@ def _load() -> tuple[Any, str]:
     lib.lc_pack.restype = None
     lib.lc_unpack.argtypes = [ctypes.POINTER(ptr), n, ptr, gm]
     lib.lc_unpack.restype = None
-    return lib, f"native ({Path(cc).name} {' '.join(FLAGS[:2])}, {lib_path.name})"
+    return lib
 
 
 def library() -> Any:
@@ -155,17 +170,12 @@ def describe(device: torch.device | str) -> str:
     """One sentence for a chapter's method text: how the layer's step runs on ``device``."""
     dev = torch.device(device)
     if dev.type == "cpu" and available():
-        from gardenpath.models import lc_op  # lc_op imports this module
-
-        driver = ("a C++ autograd operator (gardenpath.models.lc_op) calls it, so the "
-                  "backward pass runs without Python" if lc_op.operator() is not None else
-                  f"autograd calls it from Python (the C++ operator is not in use: "
-                  f"{lc_op.status()})")
         return ("On this CPU the locally connected layer runs our fused C kernel "
                 "(gardenpath.models.lc_native): each position's patches are read in place "
                 "from a batch-innermost copy of the input and multiplied with that "
                 "position's filter by a register-tiled matrix product, so no unfolded copy "
-                f"of the input is ever made; {driver}.")
+                "of the input is ever made; autograd calls its forward and backward "
+                "passes through ctypes.")
     why = f" (the fused CPU kernel is not in use: {status()})" if dev.type == "cpu" else ""
     return ("The locally connected layer unfolds its input into patches, a tensor as large "
             "as the input times the kernel's area, and runs one batched matrix product over "
@@ -174,14 +184,14 @@ def describe(device: torch.device | str) -> str:
 
 def applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """Whether the fused kernel serves this call: float32 CPU tensors, kernel available, and
-    no dispatch or function mode active (a FLOP counter, fake tensors or a tracer must see
-    the layer's arithmetic as aten operators, so they get the bmm path)."""
+    no dispatch or function mode active and no tensor subclass (a FLOP counter, fake tensors
+    or a tracer must see the layer's arithmetic as aten operators, so they get the bmm
+    path)."""
     return (x.is_cpu and weight.is_cpu  # not .device: it builds an object per call
             and x.dtype == torch.float32 and weight.dtype == torch.float32
-            # what torch.utils._python_dispatch._get_current_dispatch_mode() is None tests,
-            # without its Python frame
-            and not torch._C._len_torch_dispatch_stack()
-            and not torch.overrides._is_torch_function_mode_enabled()
+            and not is_in_torch_dispatch_mode()  # a module flag torch keeps; no C call
+            # public: true under a torch function mode or for a subclass that overrides
+            and not torch.overrides.has_torch_function((x, weight))
             and available())
 
 
@@ -201,7 +211,7 @@ def geometry(x_shape: Sequence[int], out_channels: int, kernel: tuple[int, int],
              stride: tuple[int, int], padding: tuple[int, int],
              out_size: tuple[int, int]) -> tuple[int, ...]:
     """(B, C, H, W, ph, pw, kh, kw, sh, sw, Ho, Wo, O): the layer's geometry as every entry
-    point of the kernel (and the C++ operator) takes it."""
+    point of the kernel takes it."""
     b, c, h, w = x_shape
     return (b, c, h, w, *padding, *kernel, *stride, *out_size, out_channels)
 
@@ -211,7 +221,7 @@ def plan(geometry: tuple[int, ...], threads: int) -> Plan:
     """The :class:`Plan` of ``geometry`` = (B, C, H, W, ph, pw, kh, kw, sh, sw, Ho, Wo, O)."""
     b, c, h, w, ph, pw, *_, ho, wo, o = geometry
     n = ho * wo
-    count = max(1, min(threads, n // 8))  # lc_op.cpp's make_plan splits the same way
+    count = max(1, min(threads, n // 8))
     bounds = [n * i // count for i in range(count + 1)]
     gm = (ctypes.c_long * len(geometry))(*geometry)
     return Plan(gm, tuple(zip(bounds[:-1], bounds[1:], strict=True)),
@@ -219,17 +229,18 @@ def plan(geometry: tuple[int, ...], threads: int) -> Plan:
 
 
 _pool: ThreadPoolExecutor | None = None
+_pool_workers = 0  # how many threads _pool was made with (its own count is private)
 _pool_lock = threading.Lock()
 
 
 def _executor(workers: int) -> ThreadPoolExecutor:
-    """A thread pool kept between calls (starting threads per call cost ~100 us)."""
-    global _pool
+    """A thread pool kept between calls (starting threads per call is slow)."""
+    global _pool, _pool_workers
     with _pool_lock:
-        if _pool is None or _pool._max_workers < workers:
+        if _pool is None or _pool_workers < workers:
             if _pool is not None:  # more threads wanted: the old pool ends after its tasks
                 _pool.shutdown(wait=False)
-            _pool = ThreadPoolExecutor(workers, thread_name_prefix="lc_kernel")
+            _pool, _pool_workers = ThreadPoolExecutor(workers, "lc_kernel"), workers
         return _pool
 
 
@@ -249,22 +260,50 @@ def _run(calls: list[Any]) -> None:
 POOL_MIN_BYTES = 1 << 20
 
 
+def _dead() -> None:
+    """A weak reference that is always dead: the buffer it stands for is free."""
+    return None
+
+
 class GradPool:
     """Reuses the storage of the previous step's weight gradient once nothing else holds it.
 
-    A fresh (L, K, O) gradient is fresh memory from the OS every step (glibc maps blocks
-    over 32 MB with mmap and unmaps them on free), and touching it first costs page faults:
-    measured here, 48 ms per step for a 115 MB gradient whose whole forward pass takes 19
-    ms. The pool keeps one buffer per shape and hands out a detached alias of it only when
-    the storage has no other user (``.grad`` was set to None or accumulated into), so a
-    gradient the caller still holds is never overwritten. Held memory: :meth:`held_bytes`.
+    A fresh (L, K, O) gradient is fresh memory from the OS every step (glibc maps large
+    blocks with mmap and unmaps them on free), and touching it first costs page faults that
+    can take longer than the forward pass (benchmarks/README.md). The pool keeps one buffer
+    per shape and hands it out again only once it knows the last gradient written into it
+    is gone: :meth:`watch` hooks a weight so that, after autograd stores the gradient,
+    :meth:`note` keeps a weak reference to the ``.grad`` tensor; the buffer is free when
+    that tensor has died (``.grad`` set to None and not held elsewhere). Until the hook has
+    seen where the gradient went (a weight not watched), the buffer is not reused. A view
+    taken of the gradient does not keep it alive: whoever keeps a view past the next step
+    must clone it. Held memory: :meth:`held_bytes`.
     """
 
     def __init__(self) -> None:
-        # (shape, dtype) -> (buffer, its storage's use count when free, that storage's handle)
-        self._bufs: dict[tuple[Any, ...], tuple[torch.Tensor, int, int]] = {}
+        # (shape, dtype) -> [buffer, weak reference to the tensor holding it, or None while
+        # handed out and not yet noted]
+        self._bufs: dict[tuple[Any, ...], list[Any]] = {}
         self._lock = threading.Lock()
-        self._count = getattr(torch._C, "_storage_Use_Count", None)
+
+    def watch(self, weight: torch.Tensor) -> None:
+        """Have autograd tell the pool where ``weight``'s gradient went (a leaf only)."""
+        if weight.is_leaf and weight.requires_grad:
+            # a module-level function: a bound method would be deep-copied with the module
+            weight.register_post_accumulate_grad_hook(_note_grad)
+
+    def note(self, weight: torch.Tensor) -> None:
+        """After autograd stored ``weight.grad``: remember it if it is the pooled buffer,
+        else (the buffer was added into another gradient) free the buffer."""
+        grad = weight.grad
+        with self._lock:
+            entry = self._bufs.get((weight.shape, weight.dtype))
+            if entry is None or grad is None:
+                return
+            if grad.data_ptr() == entry[0].data_ptr():
+                entry[1] = weakref.ref(grad)
+            elif entry[1] is None:
+                entry[1] = _dead
 
     def take(self, like: torch.Tensor) -> torch.Tensor:
         """An uninitialised tensor shaped like ``like``, reused when possible."""
@@ -274,26 +313,24 @@ class GradPool:
         return reused
 
     def reuse(self, like: torch.Tensor) -> torch.Tensor | None:
-        """The pooled buffer for ``like``'s shape when nothing else holds it, else None.
-
-        CPU tensors only (the fused kernel's). Called on every training step, so it keeps
-        to a few attribute reads: at small shapes a step's Python is a tenth of its time."""
-        if self._count is None or like.numel() * like.element_size() < POOL_MIN_BYTES:
+        """The pooled buffer for ``like``'s shape when it is free, else None (CPU only)."""
+        if like.numel() * like.element_size() < POOL_MIN_BYTES:
             return None
         key = (like.shape, like.dtype)
         with self._lock:
             entry = self._bufs.get(key)
             if entry is None:
-                base = torch.empty_like(like, memory_format=torch.contiguous_format)
-                handle = base.untyped_storage()._cdata  # valid while the pool holds base
-                entry = self._bufs[key] = (base, self._count(handle), handle)
-            base, free, handle = entry
-            return base.detach() if self._count(handle) == free else None
+                entry = self._bufs[key] = [
+                    torch.empty_like(like, memory_format=torch.contiguous_format), _dead]
+            if entry[1] is None or entry[1]() is not None:
+                return None
+            entry[1] = None  # handed out: not free until note() has seen where it went
+            return entry[0].detach()
 
     def held_bytes(self) -> int:
         """Bytes the pool keeps alive."""
         with self._lock:
-            return sum(b.numel() * b.element_size() for b, *_ in self._bufs.values())
+            return sum(b.numel() * b.element_size() for b, _ in self._bufs.values())
 
     def clear(self) -> None:
         """Drop every pooled buffer (the memory returns once no gradient aliases it)."""
@@ -304,28 +341,26 @@ class GradPool:
 grad_pool = GradPool()
 
 
+def _note_grad(weight: torch.Tensor) -> None:
+    """The hook :meth:`GradPool.watch` registers: tells :data:`grad_pool` where it went."""
+    grad_pool.note(weight)
+
+
 _scratch = threading.local()
 
 
 def held_bytes() -> int:
-    """Memory the fused kernel keeps between calls: pooled weight gradients, this thread's
-    scratch buffers (Python path) and every thread's scratch kept by the C++ operator."""
+    """Memory the fused kernel keeps between calls: pooled weight gradients and this
+    thread's scratch buffers."""
     scratch = sum(b.numel() * b.element_size() for b in getattr(_scratch, "bufs", None) or [])
-    from gardenpath.models import lc_op  # lc_op imports this module
-
-    return grad_pool.held_bytes() + scratch + lc_op.scratch_bytes()
+    return grad_pool.held_bytes() + scratch
 
 
 def release() -> None:
-    """Drop what the fused kernel keeps between calls (:func:`held_bytes`): the pooled
-    weight gradients, this thread's scratch (Python path), and the C++ operator's scratch
-    (each thread frees it at its next call). What a step keeps then is what its own
-    shapes need, not the largest shapes run before."""
-    from gardenpath.models import lc_op  # lc_op imports this module
-
+    """Drop what the fused kernel keeps between calls (:func:`held_bytes`), so that what a
+    step keeps is what its own shapes need, not the largest shapes run before."""
     grad_pool.clear()
     _scratch.bufs = None
-    lc_op.release_scratch()
 
 
 def _work(like: torch.Tensor, floats: int, parts: int) -> list[torch.Tensor]:
@@ -349,16 +384,13 @@ class LocalFn(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
-                out_size: tuple[int, int]) -> torch.Tensor:
+                geom: tuple[int, ...]) -> torch.Tensor:
         lib = _load()[0]
-        b, o = x.shape[0], weight.shape[2]
-        pl = plan(geometry(x.shape, o, kernel, stride, padding, out_size),
-                  torch.get_num_threads())
+        pl = plan(geom, torch.get_num_threads())
         xc, w = x.contiguous(), weight.contiguous()
         bias_p = bias.contiguous().data_ptr() if bias is not None else None
         xt = x.new_empty(pl.xt_shape)
-        y = x.new_empty(b, o, *out_size)
+        y = x.new_empty(geom[0], geom[12], geom[10], geom[11])  # (B, O, Ho, Wo)
         work = _work(x, pl.work_floats, len(pl.parts))
         if len(pl.parts) == 1:  # packs, then multiplies
             _run([lambda: lib.lc_forward(xc.data_ptr(), xt.data_ptr(), w.data_ptr(), bias_p,
@@ -398,4 +430,11 @@ class LocalFn(torch.autograd.Function):
         if dx is not None and not one:
             ptrs = (ctypes.c_void_p * len(dxts))(*[d.data_ptr() for d in dxts])
             lib.lc_unpack(ptrs, len(dxts), dx.data_ptr(), pl.gm)
-        return dx, dw if want_dw else None, db, None, None, None, None
+        return dx, dw if want_dw else None, db, None
+
+
+def locally_connected(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                      geom: tuple[int, ...]) -> torch.Tensor:
+    """The fused kernel's forward, differentiable (the caller has checked :func:`applies`);
+    ``geom`` is :func:`geometry` of the call."""
+    return LocalFn.apply(x, weight, bias, geom)

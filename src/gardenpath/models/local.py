@@ -16,8 +16,7 @@ per position, with no weight shared between them. Two implementations compute it
   first use): each position's patches are read in place from a batch-innermost copy of the
   input and multiplied with ``w_l`` by a register-tiled micro-kernel, and the backward pass
   is written out the same way, so the (B, C*kh*kw, L) unfolded input never exists; autograd
-  drives it through a C++ operator (:mod:`gardenpath.models.lc_op`) where that builds, else
-  through :class:`lc_native.LocalFn`;
+  drives it through :class:`lc_native.LocalFn`;
 * everywhere else (CUDA, float64, no C compiler): :meth:`LocallyConnected2d.forward_bmm`,
   ``unfold`` and one ``torch.bmm`` over the L positions, with autograd's backward.
 
@@ -42,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gardenpath.models import lc_native, lc_op
+from gardenpath.models import lc_native
 
 IntPair = int | tuple[int, int]
 
@@ -111,6 +110,7 @@ class LocallyConnected2d(nn.Module):
         else:
             self.register_parameter("bias", None)
         self.reset_parameters()
+        lc_native.grad_pool.watch(self.weight)  # so the fused path can reuse its gradient
 
     def reset_parameters(self) -> None:
         """Initialise as ``nn.Conv2d`` does, per position: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
@@ -129,9 +129,8 @@ class LocallyConnected2d(nn.Module):
         when it compiled (``lc_native.status()`` says); everything else (CUDA, float64, no
         C compiler) through :meth:`forward_bmm`. Both compute the same function.
         """
-        # the least Python per call: at small shapes a step's Python, run with caches the
-        # kernel has just filled, is a tenth of its time
-        weight = self.weight  # a parameter read goes through Module.__getattr__: ~1 us
+        # the least Python per call: at small shapes a step's Python is a visible share of it
+        weight = self.weight  # read once: a parameter read goes through Module.__getattr__
         if x.shape[1:] != self._in_shape:
             self._check_input(x)  # raises, saying why
         if lc_native.applies(x, weight):
@@ -140,7 +139,7 @@ class LocallyConnected2d(nn.Module):
                 geom = self._geom = lc_native.geometry(
                     x.shape, self.out_channels, self.kernel_size, self.stride, self.padding,
                     self.out_size)
-            return lc_op.locally_connected(x, weight, self.bias, geom)
+            return lc_native.locally_connected(x, weight, self.bias, geom)
         return self.forward_bmm(x)
 
     def _check_input(self, x: torch.Tensor) -> None:
@@ -155,7 +154,7 @@ class LocallyConnected2d(nn.Module):
         b = x.shape[0]
         cols = F.unfold(x, self.kernel_size, padding=self.padding, stride=self.stride)
         # cols: (B, C*kh*kw, L)
-        # contiguous: CPU bmm on the permuted view is several times slower (measured)
+        # contiguous: CPU bmm on the permuted view is far slower (benchmarks/results/README.md)
         cols = cols.permute(2, 0, 1).contiguous()  # (L, B, C*kh*kw)
         out = torch.bmm(cols, self.weight)  # (L, B, out)
         out = out.permute(1, 2, 0).reshape(b, self.out_channels, *self.out_size)
