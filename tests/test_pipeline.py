@@ -66,12 +66,26 @@ BAD_INPUTS = [
                                                "not exist"),
     (["--params", "/no/such.yaml"], "--params /no/such.yaml: no such parameters file"),
     (["--jobs", "0"], "--jobs 0: must be at least 1"),
+    (["--timeout", "nan"], "--timeout nan: must be a finite number above 0"),
+    (["--set", "demo.slope=.inf"], "parameter 'slope': inf is not a finite number"),
+    (["--set", 'demo.label="a\\nb"'], "parameter 'label': 'a\\nb' holds a line break"),
 ]
 
 
+@pytest.fixture(scope="module")
+def ran_tree(tmp_path_factory) -> Path:
+    """A demo tree after one good run: outputs, results and manifests in place."""
+    root = make_tree(tmp_path_factory.mktemp("ran") / "t", {"demo": FIXTURES / "demo.py",
+                                                            "broken": FIXTURES / "broken.py"})
+    assert gp(root, "run", "--profile", "smoke", "--only", "demo").returncode == 0
+    return root
+
+
 @pytest.mark.parametrize("args,message", BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
-def test_bad_input_is_refused_before_any_kernel(demo_tree: Path, args, message) -> None:
+def test_bad_input_is_refused_before_any_kernel(ran_tree: Path, args, message) -> None:
+    demo_tree = ran_tree
     before = snapshot(demo_tree)
+    assert "results/smoke/demo.json" in before  # so "unchanged" means "not overwritten"
     r = gp(demo_tree, "run", "--profile", "smoke", *args) if args[0] != "--profile" else \
         gp(demo_tree, "run", *args)
     assert r.returncode == 2, r.stderr
@@ -125,8 +139,14 @@ def test_cache_hits_and_each_dependency_misses(tmp_path: Path, monkeypatch) -> N
     miss(lambda: nb.write_text(nb.read_text() + "\n# %%\nprint('edited')\n"), "notebook changed")
     miss(lambda: (root / "params" / "smoke.yaml").write_text("demo: {n_points: 7}\n"),
          "params changed (n_points: 20 -> 7)")
-    miss(lambda: (root / "src" / "gardenpath" / "extra.py").write_text("X = 2\n"),
-         "src changed")
+    # the key covers the modules the chapter imported, not the whole tree
+    (root / "src" / "gardenpath" / "extra.py").write_text("X = 2  # not imported by demo\n")
+    assert "demo: running" not in _run_demo(root)
+    imported = json.loads((root / ".gardenpath/manifests/smoke/demo.json").read_text())
+    assert "charts.py" in imported["good"]["modules"]
+    assert "extra.py" not in imported["good"]["modules"]
+    charts = root / "src" / "gardenpath" / "charts.py"
+    miss(lambda: charts.write_text(charts.read_text() + "# a comment\n"), "src changed")
     miss(lambda: (root / "requirements.txt").write_text("numpy\n"), "requirements changed")
     # --force and --only override the cache
     assert "demo: running" in _run_demo(root, "--force")
@@ -148,7 +168,8 @@ def test_failing_chapter_keeps_last_good_output(demo_tree: Path) -> None:
     r = gp(demo_tree, "run", "--profile", "smoke", "--set", "broken.mode=ok")
     assert r.returncode == 0, r.stderr
     good = snapshot(demo_tree)
-    r = gp(demo_tree, "run", "--profile", "smoke", "--set", "demo.crash=true")
+    r = gp(demo_tree, "run", "--profile", "smoke", "--set", "demo.crash=true",
+           "--set", "demo.label=relabelled")
     assert r.returncode == 1
     assert "demo" in r.stderr and "RuntimeError: crash requested" in r.stderr
     assert "broken" in r.stdout and "failed" in r.stdout  # summary table: broken raises
@@ -167,8 +188,14 @@ def test_failing_chapter_keeps_last_good_output(demo_tree: Path) -> None:
     page = nbformat.read(demo_tree / "book" / "chapters" / "demo.ipynb", as_version=4)
     text = "\n".join(c.source for c in page.cells)
     assert "Latest run failed" in text and "previous good run" in text
-    assert "demo-line" in json.dumps(page.cells[-2].get("outputs", [])) or "gp-chart" in \
-        json.dumps([c.get("outputs", []) for c in page.cells if c.cell_type == "code"])
+    # the chart on the page is the good run's (title "demo: ..."), not the failed run's
+    outputs = json.dumps([c.get("outputs", []) for c in page.cells if c.cell_type == "code"])
+    assert "gp-chart" in outputs and "demo: y = 1.5 x" in outputs
+    assert "relabelled" not in outputs
+    good_nb = json.loads(good[".gardenpath/out/smoke/demo.ipynb"])
+    good_outputs = json.dumps([c.get("outputs", []) for c in good_nb["cells"]
+                               if c["cell_type"] == "code"])
+    assert outputs == good_outputs
     # a chapter with no good run gets a clear failure page
     broken = nbformat.read(demo_tree / "book" / "chapters" / "broken.ipynb", as_version=4)
     assert "ValueError" in "\n".join(c.source for c in broken.cells)

@@ -1,18 +1,23 @@
 """Publish executed chapters as book pages and build the HTML book with Jupyter Book 1.
 
 Publishing copies each chapter's last good executed notebook into ``book/chapters/``,
-adds a provenance box (values HTML-escaped), download links for the source notebook,
-the executed notebook and its parameter file, and, when the latest run failed, a visible
-warning that the figures are from the previous good run. A chapter with no good run gets
-a failure page instead. Jupyter Book then renders these pages (``execute_notebooks: off``).
+adds a provenance box (every value HTML-escaped and kept on one line, so no value can
+end the HTML block and turn into Markdown or a directive), download links for the source
+notebook, the executed notebook and its parameter file, and, when the latest run failed,
+a visible warning that the figures are from the previous good run. A chapter with no
+good run, or whose executed notebook is damaged, gets a failure page instead. Jupyter
+Book then renders these pages (``execute_notebooks: off``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +26,16 @@ from typing import Any
 import nbformat
 import yaml
 
-from gardenpath.pipeline import Project, read_manifest, reproduce_command
+from gardenpath.pipeline import (
+    Interrupted,
+    Project,
+    interruptible,
+    overrides_text,
+    read_manifest,
+    reproduce_command,
+)
+from gardenpath.results import file_digest
+from gardenpath.worker import die_with_parent
 
 FILES = "files"  # book/chapters/files/<chapter>/: downloads for each chapter page
 
@@ -42,8 +56,19 @@ def _fmt(value: Any) -> str:
     return json.dumps(value) if not isinstance(value, str) else value
 
 
+_LINE_BREAKS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape(value: Any) -> str:
+    """HTML-escape ``value`` and write every line break or control character as a
+    character reference: the raw HTML block of a Markdown cell ends at a blank line, and
+    what followed would be read as Markdown (images, headings, directives)."""
+    return _LINE_BREAKS.sub(lambda m: f"&#{ord(m.group())};", html.escape(str(value)))
+
+
 def provenance_html(profile: str, chapter: str, good: dict[str, Any], command: str) -> str:
-    """The provenance box as one raw HTML block, every value escaped."""
+    """The provenance box as one raw HTML block on one line, every value escaped. Its
+    summary line says which values differ from the profile's, if any."""
     prov = good.get("provenance", {})
     git = prov.get("git", {}) or {}
     commit = (git.get("commit") or "unknown")[:12]
@@ -63,17 +88,20 @@ def provenance_html(profile: str, chapter: str, good: dict[str, Any], command: s
         ("date", str(good.get("finished", "?"))),
         ("wall time", f"{good.get('wall_time_s', 0):.1f} s"),
         ("cache key", str(good.get("key", "?"))),
+        ("overrides", overrides_text(good) or f"none: the {profile} profile's values"),
         ("reproduce", command),
     ]
-    e = html.escape
+    e = escape
     body = "".join(f"<tr><th>{e(k)}</th><td><code>{e(v)}</code></td></tr>" for k, v in rows)
     params = "".join(
         f"<tr><th><code>{e(k)}</code></th><td><code>{e(_fmt(v))}</code></td></tr>"
         for k, v in sorted(good.get("params", {}).items())
     )
+    summary = (f" (overrides of the {profile} profile: {overrides_text(good)})"
+               if good.get("overrides") else "")
     return (
         f'<details class="gp-provenance" id="provenance-{e(chapter)}">'
-        "<summary>Provenance: how this page was computed</summary>"
+        f"<summary>Provenance: how this page was computed{e(summary)}</summary>"
         f'<table class="gp-prov-table">{body}</table>'
         "<p>Parameters used:</p>"
         f'<table class="gp-prov-params">{params}</table>'
@@ -90,9 +118,9 @@ def _md_cell(source: str, tag: str) -> nbformat.NotebookNode:
 def _banner(latest: dict[str, Any], has_good: bool) -> str:
     err = latest.get("error", {}) or {}
     where = f"cell {err['cell']}" if err.get("cell") else "a cell"
-    what = html.escape(f"{err.get('ename', 'error')}: {str(err.get('evalue', ''))[:300]}")
-    status = html.escape(str(latest.get("status", "failed")))
-    when = html.escape(str(latest.get("when", "?")))
+    what = escape(f"{err.get('ename', 'error')}: {str(err.get('evalue', ''))[:300]}")
+    status = escape(str(latest.get("status", "failed")))
+    when = escape(str(latest.get("when", "?")))
     kept = ("The figures and numbers below are from the <strong>previous good run</strong>, "
             "not from the latest parameters." if has_good else
             "There is no earlier good run to show.")
@@ -113,10 +141,9 @@ def publish(project: Project, profile: str) -> list[str]:
         files = out / FILES / name
         wanted: dict[str, bytes] = {f"{name}.py": project.notebook(name).read_bytes()}
         executed = project.out_dir(profile) / f"{name}.ipynb"
-        params_file = f"book/chapters/{FILES}/{name}/{name}.params.yaml"
-        command = reproduce_command(profile, name, params_file)
-        if good and executed.exists():
-            nb = nbformat.read(executed, as_version=4)
+        command = reproduce_command(profile, name, (good or {}).get("overrides"))
+        nb = _executed(executed, good)
+        if good and nb is not None:
             wanted[f"{name}.params.yaml"] = yaml.safe_dump(
                 {name: good["params"]}, sort_keys=True).encode()
             wanted[f"{name}.ipynb"] = executed.read_bytes()
@@ -138,19 +165,36 @@ def publish(project: Project, profile: str) -> list[str]:
             nb.cells[at:at] = extra
         else:
             title = title_of(project.notebook(name))
+            if good:
+                head, text = ("Output damaged", "The executed notebook of this chapter's last "
+                              "good run is missing or does not match its checksum; run the "
+                              "chapter again.")
+            else:
+                head, text = "Not run yet", "This chapter has not been run on this profile."
             body = (_banner(latest, False) if latest.get("status") not in (None, "ok") else
                     '<div class="admonition warning gp-failed"><p class="admonition-title">'
-                    "Not run yet</p><p>This chapter has not been run on this profile.</p></div>")
+                    f"{head}</p><p>{text}</p></div>")
             _sync(files, wanted)
             nb = nbformat.v4.new_notebook()
             nb.cells = [nbformat.v4.new_markdown_cell(f"# {title}"), _md_cell(body, "gp-failed"),
-                        _md_cell(f"Run it with:\n\n```\n{command.split(' --params')[0]} "
-                                 f"--only {name}\n```", "gp-downloads"),
+                        _md_cell(f"Run it with:\n\n```\n{reproduce_command(profile, name)}"
+                                 "\n```", "gp-downloads"),
                         _md_cell(_downloads(name, files), "gp-downloads")]
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                      "language": "python"}
         _put(out / f"{name}.ipynb", nbformat.writes(nb).encode())
     return names
+
+
+def _executed(path: Path, good: dict[str, Any] | None) -> nbformat.NotebookNode | None:
+    """The executed notebook of a good run, or ``None`` when absent, damaged (checksum)
+    or unreadable."""
+    if not good or file_digest(path) != good.get("notebook_sha256"):
+        return None
+    try:
+        return nbformat.read(path, as_version=4)
+    except (OSError, ValueError, nbformat.reader.NotJSONError):
+        return None
 
 
 def _put(path: Path, data: bytes) -> None:
@@ -243,4 +287,27 @@ def jupyter_book(project: Project, strict: bool = True, builder: str = "html") -
            "--path-output", str(project.root / "book"), "--builder", builder]
     if strict:
         cmd += ["-W", "-n", "--keep-going"]
-    return subprocess.call(cmd, cwd=project.root)
+    # its own session, ended with us: SIGINT/SIGTERM or our death stops it writing
+    proc = subprocess.Popen(cmd, cwd=project.root, start_new_session=True,
+                            preexec_fn=die_with_parent())
+    try:
+        with interruptible():
+            return proc.wait()
+    except Interrupted as exc:
+        _stop(proc)
+        return 128 + exc.signum
+    finally:
+        if proc.poll() is None:
+            _stop(proc)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """End ``proc``'s process group: SIGTERM, then SIGKILL after 10 s."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=10)
+            return
+        except subprocess.TimeoutExpired:
+            continue
