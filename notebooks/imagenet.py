@@ -57,9 +57,9 @@ fast_worker_gmacs_per_image = 3.8  # ResNet-50 forward GMACs per image, He et al
 epoch_factor_max = 2.0  # unshared net's epochs over the shared net's, upper end swept [range: 1..]
 ratio_threshold = 2.0  # LC/conv training time from which a point counts as impractical [range: >0]
 share_threshold = 0.5  # supported when at least this share of the sweep passes [range: 0..1]
-e2e_width = 16  # reduced locally connected ResNet-18 for the end-to-end check: width [range: 1..]
-e2e_in_size = 64  # its image side, pixels [range: 32..]
-e2e_batch = 32  # its batch, images [range: 1..]
+e2e_width = 32  # reduced locally connected ResNet-18 for the end-to-end check: width [range: 1..]
+e2e_in_size = 112  # its image side, pixels [range: 32..]
+e2e_batch = 16  # its batch, images [range: 1..]
 e2e_tolerance = 0.15  # the layer model must be within this fraction of the whole step [range: >0]
 bootstrap_draws = 400  # bootstrap draws over the timing rounds [range: 10..]
 accelerator_memory_gb = 80.0  # memory of one accelerator, for the memory comparison, GB [range: >0]
@@ -165,12 +165,12 @@ glue("fig-imagenet-layer-time",
 #
 # ## Does the layer model add up?
 #
-# The model sums weight layers timed alone, on strips, and leaves out everything between
-# them. To check it end to end, a reduced locally connected ResNet-18 (width
-# {glue:text}`e2e_width`, {glue:text}`e2e_in_size` x {glue:text}`e2e_in_size` pixels) had
-# its layers timed in the same rounds and by the same method, and its whole training step
-# (forward, loss, backward, optimizer) timed at batch {glue:text}`e2e_batch`.
-# {glue:md}`e2e_sentence`
+# The model sums weight layers timed alone, and leaves out everything between them (batch
+# norm, ReLU, pooling, the loss, zeroing the gradients). To check it end to end, a reduced
+# locally connected ResNet-18 (width {glue:text}`e2e_width`, {glue:text}`e2e_in_size` x
+# {glue:text}`e2e_in_size` pixels) had its layers timed whole, in rounds and by the same
+# method, and its whole training step (forward, loss, backward, optimizer) timed at batch
+# {glue:text}`e2e_batch`. {glue:md}`e2e_sentence` {glue:md}`strip_sentence`
 #
 # ## The sweep
 #
@@ -185,9 +185,11 @@ glue("fig-imagenet-layer-time",
 # {glue:text}`link_latency_us:.0f` µs per message: assumed, not measured). A worker runs
 # from as fast as this device (the shared ResNet-18 trained at
 # {glue:text}`resnet18_cpu_gmacs_per_s:.1f` GMAC/s here) to a GPU of the kind Goyal et al.
-# used {cite}`goyal_2017`: they trained ResNet-50 for 90 epochs on 256 Tesla P100 GPUs in
-# one hour, about {glue:text}`fast_worker_images_per_s:.0f` images per second per GPU,
-# communication included, or {glue:text}`fast_worker_gmacs_per_s:,.0f` GMAC/s of training
+# used {cite}`goyal_2017`: they trained ResNet-50 for {glue:text}`anchor_goyal_epochs`
+# epochs on {glue:text}`anchor_goyal_gpus` {glue:text}`anchor_goyal_gpu` GPUs in
+# {glue:text}`anchor_goyal_hours` hour, about
+# {glue:text}`anchor_goyal_images_per_s:.0f` images per second per GPU, communication
+# included (the parameters cell takes {glue:text}`fast_worker_images_per_s:.0f`), or {glue:text}`fast_worker_gmacs_per_s:,.0f` GMAC/s of training
 # with ResNet-50's {glue:text}`fast_worker_gmacs_per_image` GMACs per image
 # {cite}`he_2016` ({glue:text}`speed_points` speeds, evenly on a log scale). We assume a
 # faster worker speeds up both nets alike, as much as it speeds up the shared one; a GPU

@@ -64,7 +64,8 @@ def test_smoke_results(smoke_tree):
     res = smoke_results(smoke_tree, "imagenet")
     assert res["verdict"] in VERDICTS
     m = res["measurements"]
-    for key in ("sweep_share_pass", "fit_fallbacks", "e2e_model_over_measured"):
+    for key in ("sweep_share_pass", "fit_fallbacks", "e2e_model_over_measured",
+                "strip_over_whole"):
         assert key in m
     assert 0 <= m["sweep_share_pass"] <= 1 and m["e2e_model_over_measured"] > 0
     assert [t["name"] for t in res["tests"]] == ["resnet18 sweep", "alexnet_like sweep"]

@@ -139,3 +139,16 @@ def test_layer_step_bytes_bounds_a_measured_step():
     measured = peak_memory(step, "cpu").peak_bytes
     held = 4 * (s.params + batch * math.prod(s.in_shape[1:]) + batch * math.prod(s.out_shape[1:]))
     assert measured + held <= pj.layer_step_bytes(s, batch) <= 4 * (measured + held)
+
+
+def test_one_thread_cpu_timing_does_not_count_time_off_the_core():
+    import time
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert pj.time_calls(lambda: time.sleep(0.02), torch.device("cpu"), 2) < 0.005
+        torch.set_num_threads(2)
+        assert pj.time_calls(lambda: time.sleep(0.02), torch.device("cpu"), 2) >= 0.02
+    finally:
+        torch.set_num_threads(before)
