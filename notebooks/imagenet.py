@@ -141,8 +141,9 @@ ch.counts_table(result)
 # work on the machine cannot pull far. For a locally connected layer the fixed part is
 # mostly reading and writing its large weight and gradient tensors, which a larger batch
 # shares. The line is scaled to the full layer by its multiply-accumulates and evaluated
-# at the training batch of {glue:text}`batch_size` images, and one SGD-with-momentum
-# update per layer is added, scaled by its parameters. {glue:md}`fallback_sentence`
+# at the training batch of {glue:text}`batch_size` images (beyond the largest timed batch,
+# {glue:text}`time_batch_max`: the line is extrapolated), and one SGD-with-momentum update
+# per layer is added, scaled by its parameters. {glue:md}`fallback_sentence`
 #
 # A training step of ResNet-18 at batch {glue:text}`batch_size` comes to
 # {glue:text}`resnet18_conv_step_s:.1f` s with sharing and
@@ -170,7 +171,8 @@ glue("fig-imagenet-layer-time",
 # locally connected ResNet-18 (width {glue:text}`e2e_width`, {glue:text}`e2e_in_size` x
 # {glue:text}`e2e_in_size` pixels) had its layers timed whole, in rounds and by the same
 # method, and its whole training step (forward, loss, backward, optimizer) timed at batch
-# {glue:text}`e2e_batch`. {glue:md}`e2e_sentence` {glue:md}`strip_sentence`
+# {glue:text}`e2e_batch`. {glue:md}`e2e_sentence` {glue:md}`strip_sentence` Neither check
+# reaches the training batch, so the extrapolation of the lines is not checked here.
 #
 # ## The sweep
 #

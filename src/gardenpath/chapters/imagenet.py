@@ -341,7 +341,7 @@ def prose(result: dict[str, Any], info: dict[str, Any]) -> dict[str, str]:
         f"For {falls} of the {total} configurations the fitted line had no positive slope "
         f"or predicted no time at the smallest batch; for those, all time was counted per "
         f"image (the median of time over batch): a fallback.") + (
-        f" Among the bootstrap draws, {100 * boot:.1f}% of the fits fell back in this way."
+        f" Among the bootstrap draws, {100 * boot:.2g}% of the fits fell back in this way."
         if boot else "")
     e, sc = result["e2e"], result["strip_check"]
     ok = abs(e["ratio"] - 1) <= p["e2e_tolerance"]
@@ -372,6 +372,7 @@ def setup_values(result: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]
     out = {k: v for k, v in result["params"].items() if isinstance(v, (int, float, str))}
     out["device_name"] = device_name(info)
     out["threads_used"] = result["threads"]
+    out["time_batch_max"] = max(result["params"]["time_batches"])
     out["workers_points"] = len(_axes(result["params"]).workers)
     out["sweep_points"] = len(result["sweep"]["resnet18"])
     for k, v in ANCHORS["bartunov_2018"].items():

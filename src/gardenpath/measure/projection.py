@@ -157,7 +157,12 @@ def clock_for(device: torch.device) -> tuple[Callable[[], float], str]:
 
 
 def time_calls(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
-    """Median time of ``repeats`` calls of ``fn`` after one warm-up call (:func:`clock_for`)."""
+    """Median time of ``repeats`` calls of ``fn`` after one warm-up call (:func:`clock_for`).
+
+    A plain loop rather than :func:`gardenpath.measure.timing.time_fn`: that one clocks wall
+    time, and its fixed mode warms up twice before every block, which triples the cost of
+    layer calls that take seconds.
+    """
     clock, _ = clock_for(device)
     fn()
     _sync(device)
