@@ -71,3 +71,8 @@ def test_smoke_results(smoke_tree):
     assert [t["name"] for t in res["tests"]] == ["resnet18 sweep", "alexnet_like sweep"]
     assert all(t["n"] >= 2 for t in res["tests"])
     assert res["verdict"] == combine(t["outcome"] for t in res["tests"])
+
+
+def test_run_refuses_fewer_than_four_batch_sizes():
+    with pytest.raises(ValueError, match="at least 4"):
+        ch.run({"time_batches": [8, 16, 16, 64], "threads": 1}, None)

@@ -95,6 +95,9 @@ def count(net: str, sharing: str, width: int, in_size: int) -> dict[str, Any]:
 
 def run(params: dict[str, Any], device: torch.device) -> dict[str, Any]:
     """Count, time layer by layer over rounds, check end to end, project and sweep."""
+    if len(set(params["time_batches"])) < 4:
+        raise ValueError("time_batches needs at least 4 distinct batch sizes for a robust fit, "
+                         f"got {params['time_batches']}")
     before = torch.get_num_threads()
     if params["threads"] > 0:
         torch.set_num_threads(params["threads"])
