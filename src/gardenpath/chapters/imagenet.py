@@ -489,34 +489,41 @@ def chart_layer_time(result: dict[str, Any]) -> alt.LayerChart:
 
 def chart_sweep(result: dict[str, Any]) -> alt.FacetChart:
     """The LC/conv training-time ratio over the sweep: link (x) by worker speed (y), one
-    panel per net, epochs factor and worker count; cells past the threshold outlined."""
+    panel per net and epochs factor (rows) and worker count (columns: the fewest, a middle
+    and the most); cells where the ratio reaches the threshold are shaded."""
     p = result["params"]
+    thr = p["ratio_threshold"]
     rows = []
     for net in NETS:
+        speeds = sorted({pt["speed"] for pt in result["sweep"][net]})
+        names = {v: ("this device" if i == 0 else "P100-class" if i == len(speeds) - 1
+                     else f"step {i + 1}") for i, v in enumerate(speeds)}
         for pt in result["sweep"][net]:
-            rows.append({**pt, "net": f"{NET_LABELS[net]}, epochs x{pt['epoch_factor']:g}",
-                         "link": f"{pt['link_gbs']:.3g} GB/s",
-                         "worker": f"{pt['speed'] / 1e9:,.0f} GMAC/s",
-                         "passes": pt["ratio"] >= p["ratio_threshold"]})
+            rows.append({**pt, "panel": f"{NET_LABELS[net]}, epochs x{pt['epoch_factor']:g}",
+                         "link": f"{pt['link_gbs']:.3g} GB/s", "worker": names[pt["speed"]],
+                         "rank": speeds.index(pt["speed"]), "GMAC/s": pt["speed"] / 1e9,
+                         "passes": f"ratio ≥ {thr:g}" if pt["ratio"] >= thr
+                         else f"ratio < {thr:g}"})
     df = pd.DataFrame(rows)
-    links = list(dict.fromkeys(df.sort_values("link_gbs")["link"]))
-    base = alt.Chart(df).encode(
-        x=alt.X("link:N", sort=links, title="link bandwidth per direction"),
-        y=alt.Y("worker:N", sort=alt.EncodingSortField("speedup", order="descending"),
-                title="worker speed (training MACs/s)"))
-    cells = base.mark_rect().encode(
-        color=alt.Color("ratio:Q", scale=alt.Scale(type="log", scheme="blues"),
-                        title="LC / conv time"),
-        tooltip=["net", "workers:Q", "link", "worker", alt.Tooltip("ratio:Q", format=".2f"),
-                 "passes:N"])
-    marks = base.mark_text(fontSize=9).encode(
-        text=alt.Text("ratio:Q", format=".1f"),
-        color=alt.condition(alt.datum.passes, alt.value("#d1495b"), alt.value("#444")))
     workers = sorted(df["workers"].unique())
-    pick = [w for w in workers if w in (workers[0], workers[len(workers) // 2], workers[-1])]
-    return alt.layer(cells, marks, data=df[df["workers"].isin(pick)]).properties(
-        width=150, height=110).facet(
-        row=alt.Row("net:N", title=None), column=alt.Column("workers:O", title="workers"))
+    df = df[df["workers"].isin({workers[0], workers[len(workers) // 2], workers[-1]})]
+    links = list(dict.fromkeys(df.sort_values("link_gbs")["link"]))
+    base = alt.Chart().encode(
+        x=alt.X("link:N", sort=links, title="link bandwidth per direction"),
+        y=alt.Y("worker:N", sort=alt.EncodingSortField("rank", order="descending"),
+                title="worker speed"))
+    cells = base.mark_rect(stroke="white").encode(
+        color=alt.Color("passes:N", title=None,
+                        scale=alt.Scale(domain=[f"ratio ≥ {thr:g}", f"ratio < {thr:g}"],
+                                        range=["#f2b8bf", "#d9e4ee"])),
+        tooltip=["panel", "workers:Q", "link", "worker",
+                 alt.Tooltip("GMAC/s:Q", format=",.0f", title="worker GMAC/s"),
+                 alt.Tooltip("ratio:Q", format=".2f", title="LC / conv time")])
+    text = base.mark_text(fontSize=10, color="#333").encode(text=alt.Text("ratio:Q",
+                                                                           format=".2f"))
+    return alt.layer(cells, text, data=df).properties(width=170, height=90).facet(
+        row=alt.Row("panel:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left")),
+        column=alt.Column("workers:O", title="workers"))
 
 
 def sweep_table(result: dict[str, Any]) -> pd.DataFrame:
