@@ -106,17 +106,23 @@ def test_slow_links_raise_the_ratio():
     assert by[(8, 1.25)] > by[(8, 200.0)] > 1.5 * 0.99
 
 
-def test_time_rounds_times_shared_configurations_once_per_round():
+def test_time_rounds_times_shared_configurations_once_per_round(monkeypatch):
     net = resnet18("local", width=4, in_size=32, device="meta")
     specs = layer_specs(net, 32, linear=True)
     conv = layer_specs(resnet18("conv", width=4, in_size=32, device="meta"), 32, linear=True)
+    events = []
+    real = pj.time_layer_once
+    monkeypatch.setattr(pj, "time_layer_once",
+                        lambda *a, **k: events.append("layer") or real(*a, **k))
     out = pj.time_rounds({"local": specs, "conv": conv}, [1, 2, 3, 4], 0.5, 2,
-                         torch.device("cpu"), 0, 1)
+                         torch.device("cpu"), 0, 1, after_round=lambda: events.append("after"))
     assert sum(len(t.names) for t in out["local"]) == len(specs)
     assert all(len(t.fwd_bwd_s) == 2 and len(t.fwd_bwd_s[0]) == 4 for t in out["local"])
     fc_local = next(t for t in out["local"] if t.kind == "linear")
     fc_conv = next(t for t in out["conv"] if t.kind == "linear")
     assert fc_local.fwd_bwd_s is fc_conv.fwd_bwd_s  # the readout is timed once for both
+    configs = len({s.key() for s in specs + conv})  # 12 + 11 (the readout shared)
+    assert events == (["layer"] * configs + ["after"]) * 2  # interleaved with the rounds
     assert pj.step_time(out["local"], specs, 8) > 0
 
 

@@ -169,11 +169,13 @@ def _run(p: dict[str, Any], device: torch.device) -> dict[str, Any]:
 
 def _end_to_end(p: dict[str, Any], device: torch.device) -> dict[str, Any]:
     """The layer model against a whole training step of a reduced locally connected
-    ResNet-18: its layers timed whole (no strips) in rounds, then its whole step."""
+    ResNet-18: its layers timed whole (no strips) in rounds, each round followed by one
+    timing of the whole step, so that both see the same load on the machine."""
     specs = weight_layers("resnet18", "local", p["e2e_width"], p["e2e_in_size"])
+    whole: list[float] = []
     times = pj.time_rounds({"e2e": specs}, p["time_batches"], 1.0, p["timing_rounds"], device,
-                           p["seed"], p["timing_repeats"])["e2e"]
-    whole = [_time_whole(p, device) for _ in range(p["timing_rounds"])]
+                           p["seed"], p["timing_repeats"],
+                           after_round=lambda: whole.append(_time_whole(p, device)))["e2e"]
     model = pj.step_time(times, specs, p["e2e_batch"])
     return {"measured_s": whole, "model_s": model, "ratio": model / float(np.median(whole)),
             "fallbacks": sum(t.fit().fallback for t in times)}
@@ -181,15 +183,15 @@ def _end_to_end(p: dict[str, Any], device: torch.device) -> dict[str, Any]:
 
 def _strip_check(specs: list, p: dict[str, Any], device: torch.device) -> dict[str, Any]:
     """One locally connected layer of the full net (layer1.0.conv1, used four times), timed
-    whole and as the strip the chapter times, at the smallest timed batch: whether a strip's
-    time, scaled by MACs, stands for the whole layer's."""
+    whole and as the strip the chapter times, in turn over the timing rounds, at the
+    smallest timed batch: whether a strip's time, scaled by MACs, stands for the layer's."""
     spec = next(s for s in specs if s.name == "layer1.0.conv1")
     part = pj.strip(spec, p["time_fraction"])
     b = [min(p["time_batches"])]
-    whole = [pj.time_layer_once(spec, b, device, p["seed"], p["timing_repeats"])[0][0]
-             for _ in range(2)]
-    strip = [pj.time_layer_once(part, b, device, p["seed"], p["timing_repeats"])[0][0]
-             for _ in range(2)]
+    whole, strip = [], []
+    for _ in range(p["timing_rounds"]):
+        for layer, out in ((spec, whole), (part, strip)):
+            out.append(pj.time_layer_once(layer, b, device, p["seed"], p["timing_repeats"])[0][0])
     scaled = float(np.median(strip)) * spec.macs_per_image / part.macs_per_image
     return {"layer": spec.name, "batch": b[0], "whole_s": float(np.median(whole)),
             "strip_scaled_s": scaled, "ratio": scaled / float(np.median(whole))}
@@ -359,8 +361,9 @@ def prose(result: dict[str, Any], info: dict[str, Any]) -> dict[str, str]:
         "Every layer was timed whole, so no strip needs checking." if p["time_fraction"] >= 1
         else f"The strips are checked apart: the locally connected {sc['layer']} of the net "
              f"at batch {sc['batch']} took {sc['whole_s']:.3f} s whole and "
-             f"{sc['strip_scaled_s']:.3f} s as its strip scaled by multiply-accumulates, "
-             f"a ratio of {sc['ratio']:.2f}.")
+             f"{sc['strip_scaled_s']:.3f} s as its strip scaled by multiply-accumulates "
+             f"(medians of {p['timing_rounds']} rounds, timed in turn), a ratio of "
+             f"{sc['ratio']:.2f}.")
     return out
 
 

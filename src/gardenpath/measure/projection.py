@@ -244,15 +244,16 @@ def time_layer_once(spec: LayerSpec, batches: Sequence[int], device: torch.devic
 
 
 def time_rounds(nets: dict[str, Sequence[LayerSpec]], batches: Sequence[int], fraction: float,
-                rounds: int, device: torch.device, seed: int,
-                repeats: int) -> dict[str, list[LayerTimes]]:
+                rounds: int, device: torch.device, seed: int, repeats: int,
+                after_round: Callable[[], object] | None = None) -> dict[str, list[LayerTimes]]:
     """Time each distinct layer configuration of several nets, ``rounds`` times over.
 
     ``nets`` maps a label to the net's layer specs. Layers with one configuration (ResNet's
     repeated blocks, the linear layers both versions share) are timed once per round. A
     round times every configuration in turn, alternating between the nets, so that a
     change in the machine's load affects all alike; each round is one sample of every
-    layer's time.
+    layer's time. ``after_round`` is called after each round (to time something else under
+    the same load, interleaved with the layers).
     """
     groups: dict[str, dict[tuple, list[LayerSpec]]] = {}
     for label, specs in nets.items():
@@ -277,6 +278,8 @@ def time_rounds(nets: dict[str, Sequence[LayerSpec]], batches: Sequence[int], fr
             t, opt = time_layer_once(timed, batches, device, seed, repeats)
             lt.fwd_bwd_s.append(t)
             lt.optimizer_s.append(opt)
+        if after_round is not None:
+            after_round()
     return out
 
 
