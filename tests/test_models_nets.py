@@ -126,3 +126,28 @@ def test_digits_net_learns_a_little():
     xt = torch.as_tensor(xte, dtype=torch.float32).view(-1, 1, 8, 8)  # (n, 1, 8, 8)
     acc = (net(xt).argmax(1).numpy() == yte).mean()
     assert acc > 0.85
+
+
+def test_layer_specs_with_linear_sees_every_weight_layer():
+    net = alexnet_like("local", width=16, in_size=96, device="meta")
+    specs = layer_specs(net, 96, batch_size=2, linear=True)
+    assert [s.kind for s in specs] == ["local"] * 5 + ["linear"] * 3
+    assert sum(s.params for s in specs) == count_parameters(net)  # AlexNet has no BN
+    assert specs[0].first and not any(s.first for s in specs[1:])
+    fc = specs[-1]
+    assert fc.in_shape == (2, 1024) and fc.macs == 2 * 1024 * 1000
+    assert fc.macs_per_image == 1024 * 1000
+    layer = fc.build(device="cpu")
+    assert isinstance(layer, nn.Linear) and layer(torch.zeros(fc.in_shape)).shape == (2, 1000)
+    # without linear=True the walk is the spatial layers only, as before
+    assert len(layer_specs(net, 96)) == 5
+
+
+def test_layer_spec_key_groups_repeated_blocks():
+    specs = layer_specs(resnet18("local", width=8, in_size=64, device="meta"), 64, linear=True)
+    by = {s.name: s for s in specs}
+    assert by["layer1.0.conv1"].key() == by["layer1.1.conv2"].key()
+    assert by["layer2.0.conv1"].key() != by["layer2.0.conv2"].key()
+    assert len({s.key() for s in specs}) == 12  # 20 spatial layers and fc: 12 configurations
+    dense = layer_specs(digits_net("dense", channels=(2, 4)), 8, in_channels=1)
+    assert [s.kind for s in dense] == ["dense", "dense"] and dense[0].params > 0

@@ -277,16 +277,19 @@ def layer_kind(module: nn.Module) -> str:
 
 @dataclass
 class LayerSpec:
-    """One spatial layer of a net, with the shapes it sees for a given batch.
+    """One weight layer of a net, with the shapes it sees for a given batch.
 
     Attributes:
         name: dotted module name in the net (``layer2.0.conv1``).
-        kind: 'conv', 'local' or 'dense'.
+        kind: 'conv', 'local', 'dense' or 'linear' (linear only with ``linear=True``).
         module: the layer itself (possibly on the meta device).
-        in_shape, out_shape: (B, C, H, W) of its input and output.
+        in_shape, out_shape: (B, C, H, W) of its input and output ((B, F) for linear).
         weight_count: its weights (no bias).
         macs: multiply-accumulates of one forward pass over the batch:
-            B * out_channels * H_out * W_out * fan_in (fan_in = C*kh*kw, or C*H*W for dense).
+            B * out_channels * H_out * W_out * fan_in (fan_in = C*kh*kw, or C*H*W for dense;
+            B * in_features * out_features for linear).
+        params: weights plus bias.
+        first: whether its input is the net's input (training needs no input gradient).
     """
 
     name: str
@@ -296,14 +299,29 @@ class LayerSpec:
     out_shape: tuple[int, ...]
     weight_count: int
     macs: int
+    params: int = 0
+    first: bool = False
+
+    @property
+    def macs_per_image(self) -> int:
+        """Forward multiply-accumulates for one image."""
+        return self.macs // self.in_shape[0]
+
+    def key(self) -> tuple:
+        """What makes two layers time alike: kind, per-image shapes, geometry, bias, first."""
+        m = self.module
+        geometry = tuple(getattr(m, a, None) for a in ("kernel_size", "stride", "padding"))
+        return (self.kind, self.in_shape[1:], self.out_shape[1:], geometry,
+                _bias(m) is not None, self.first)
 
     def build(self, device: Device = None, dtype: torch.dtype | None = None,
               seed: int = 0) -> nn.Module:
         """A fresh, randomly initialised layer of the same configuration on ``device``."""
         torch.manual_seed(seed)
         m = self.module
-        _, _, h, w = self.in_shape
         kw = {"device": device, "dtype": dtype}
+        if isinstance(m, nn.Linear):
+            return nn.Linear(m.in_features, m.out_features, bias=m.bias is not None, **kw)
         if isinstance(m, LocallyConnected2d):
             return LocallyConnected2d(m.in_channels, m.out_channels, m.kernel_size, m.in_size,
                                       m.stride, m.padding, m.bias is not None, **kw)
@@ -321,14 +339,20 @@ class LayerSpec:
         return x.to(device) if device is not None else x
 
 
-def layer_specs(net: nn.Module, in_size: int | tuple[int, int], batch_size: int = 1,
-                in_channels: int = 3) -> list[LayerSpec]:
-    """Walk ``net`` on the meta device and return each spatial layer with its input shape.
+def _bias(module: nn.Module) -> torch.Tensor | None:
+    return module.linear.bias if isinstance(module, Dense2d) else module.bias
 
-    Runs one forward pass with meta copies of the parameters and buffers
-    (``torch.func.functional_call``), so nothing is computed or allocated, even for
-    a net whose real parameters exist on another device; the net itself is left
-    untouched. Layers are returned in execution order.
+
+def layer_specs(net: nn.Module, in_size: int | tuple[int, int], batch_size: int = 1,
+                in_channels: int = 3, linear: bool = False) -> list[LayerSpec]:
+    """Walk ``net`` on the meta device and return each weight layer with its shapes.
+
+    The spatial layers (conv, locally connected, dense-2d), and with ``linear=True`` the
+    ``nn.Linear`` layers outside them too (a readout, AlexNet's classifier). Runs one
+    forward pass with meta copies of the parameters and buffers
+    (``torch.func.functional_call``), so nothing is computed or allocated, even for a net
+    whose real parameters exist on another device; the net itself is left untouched.
+    Layers are returned in execution order; the first one is marked ``first``.
     """
     h, w = _pair(in_size)
     found: list[LayerSpec] = []
@@ -336,18 +360,26 @@ def layer_specs(net: nn.Module, in_size: int | tuple[int, int], batch_size: int 
     def hook(name: str):
         def record(module: nn.Module, args: tuple, out: torch.Tensor) -> None:
             x = args[0]
-            if isinstance(module, Dense2d):
-                fan_in = x[0].numel()
+            if isinstance(module, nn.Linear):
+                kind, fan_in = "linear", module.in_features
+            elif isinstance(module, Dense2d):
+                kind, fan_in = "dense", x[0].numel()
             elif isinstance(module, LocallyConnected2d):
-                fan_in = module.fan_in
+                kind, fan_in = "local", module.fan_in
             else:
-                fan_in = module.weight[0].numel()
-            found.append(LayerSpec(name, layer_kind(module), module, tuple(x.shape),
-                                   tuple(out.shape), module.weight.numel(),
-                                   out.numel() * fan_in))
+                kind, fan_in = layer_kind(module), module.weight[0].numel()
+            params = sum(p.numel() for p in module.parameters())
+            found.append(LayerSpec(name, kind, module, tuple(x.shape), tuple(out.shape),
+                                   module.weight.numel(), out.numel() * fan_in, params,
+                                   first=not found))
         return record
 
-    handles = [m.register_forward_hook(hook(n)) for n, m in spatial_layers(net)]
+    targets = spatial_layers(net)
+    if linear:
+        inside = tuple(n + "." for n, _ in targets)
+        targets = [(n, m) for n, m in net.named_modules()
+                   if isinstance(m, (*SPATIAL_TYPES, nn.Linear)) and not n.startswith(inside)]
+    handles = [m.register_forward_hook(hook(n)) for n, m in targets]
     meta = {n: torch.empty_like(t, device="meta")
             for n, t in [*net.named_parameters(), *net.named_buffers()]}
     was_training = net.training
