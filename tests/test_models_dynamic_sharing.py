@@ -24,7 +24,7 @@ def test_sleep_keeps_the_mean_filter_and_shrinks_the_spread(i):
     before = deviation(layer)
     sleep_layer_(layer, SleepConfig(iterations=3, lr=0.5, noise_batch=64),
                  torch.Generator().manual_seed(0))
-    assert deviation(layer) < 0.4 * before
+    assert 0.01 * before < deviation(layer) < 0.4 * before  # pulled together, not averaged
     torch.testing.assert_close(layer.weight.mean(0), mean_w, rtol=0, atol=1e-6)
     torch.testing.assert_close(layer.bias.reshape(3, -1).mean(1), mean_b, rtol=0, atol=1e-6)
 

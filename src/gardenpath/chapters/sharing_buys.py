@@ -185,8 +185,7 @@ def translation(params: dict[str, Any], seeds: Sequence[int], device: Any) -> pd
     x = to_tensor(on_canvas(x_tr, side, m), device)
     y = to_tensor(y_tr, device)
     net_kw = {"in_size": (side, side + 2 * m), "channels": tuple(params["channels"]),
-              "kernel_size": params["kernel_size"], "hidden": params["hidden"],
-              "readout": "global_max"}
+              "kernel_size": params["kernel_size"], "hidden": params["hidden"]}
     rows = []
     for regime, shift in (("one_place", 0), ("translated", m)):
         for s in seeds:

@@ -3,7 +3,7 @@
 Two families, each in four wirings (:data:`KINDS`):
 
 - :func:`image_net` for one-channel images (MNIST's 28x28, or digits on a wider canvas): two
-  'same'-padded layers, each followed by ReLU and 2x2 max pooling, then a readout;
+  'same'-padded layers, each followed by ReLU and 2x2 max pooling, then a linear readout;
 - :func:`sequence_net` for MNIST-1D's 40-sample sequences (Greydanus & Kobak): the published
   CNN (three stride-2 ``Conv1d`` layers of 25 channels, 5,210 parameters) and MLP
   (40-100-100-10 with a residual second layer, 15,210 parameters), as in their
@@ -40,7 +40,6 @@ from gardenpath.models.nets import spatial_layer
 KINDS = ("conv", "local", "local_dws", "dense")
 OPTIMIZERS = ("adam", "sgd")
 ORDERS = ("shuffle", "sequential")
-READOUTS = ("flatten", "global_max")
 NUM_CLASSES = 10
 
 
@@ -73,16 +72,11 @@ class _MLP(nn.Module):
 
 
 def image_net(kind: str, in_size: tuple[int, int] = (28, 28), channels: Sequence[int] = (8, 16),
-              kernel_size: int = 3, readout: str = "flatten", hidden: int = 100) -> nn.Module:
+              kernel_size: int = 3, hidden: int = 100) -> nn.Module:
     """A net for (B, 1, H, W) images: conv, locally connected (``local``, ``local_dws``) or
-    dense (an MLP with ``hidden`` units per layer; ``channels`` and ``readout`` unused).
-
-    ``readout="global_max"`` takes each channel's maximum over positions before the linear
-    readout, so the readout itself does not care where a feature appeared.
-    """
+    dense (an MLP with ``hidden`` units per layer; ``channels`` unused), with a linear readout
+    of the flattened last feature map."""
     _check_kind(kind)
-    if readout not in READOUTS:
-        raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
     h, w = in_size
     if kind == "dense":
         return mlp(h * w, hidden)
@@ -98,10 +92,7 @@ def image_net(kind: str, in_size: tuple[int, int] = (28, 28), channels: Sequence
         h, w, c_in = h // 2, w // 2, c_out
         if min(h, w) < 1:
             raise ValueError(f"in_size {in_size} too small for {len(channels)} poolings")
-    if readout == "global_max":
-        layers += [nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(c_in, NUM_CLASSES)]
-    else:
-        layers += [nn.Flatten(), nn.Linear(c_in * h * w, NUM_CLASSES)]
+    layers += [nn.Flatten(), nn.Linear(c_in * h * w, NUM_CLASSES)]
     return nn.Sequential(*layers)
 
 
