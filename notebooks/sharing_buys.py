@@ -88,9 +88,9 @@ glue("device_name", dev_info.get("name") or str(dev), display=False)
 # %% [markdown]
 # ## Four wirings
 #
-# Every image net has two layers of {glue:text}`kernel_size`x{glue:text}`kernel_size`
-# filters, each followed by a ReLU and 2x2 max pooling, and a linear readout; they differ in
-# how the two layers are wired:
+# The convolutional and locally connected image nets have two layers of
+# {glue:text}`kernel_size`x{glue:text}`kernel_size` filters, each followed by a ReLU and 2x2
+# max pooling, and a linear readout; they differ in how the two layers are wired:
 #
 # - **convolutional**: one filter per channel, the same at every position;
 # - **locally connected**: the same receptive fields, a filter of its own at every position;
@@ -109,7 +109,7 @@ glue("device_name", dev_info.get("name") or str(dev), display=False)
 # - **dense**: a multilayer perceptron with {glue:text}`hidden` units per hidden layer, every
 #   unit seeing the whole layer below: no locality and no sharing.
 #
-# On MNIST the image nets have {glue:text}`params_image_conv:,d` (convolutional),
+# On these images the nets have {glue:text}`params_image_conv:,d` (convolutional),
 # {glue:text}`params_image_local:,d` (locally connected, with or without dynamic sharing) and
 # {glue:text}`params_image_dense:,d` (dense) weights and biases. All are trained alike:
 # {glue:text}`steps` steps of Adam at learning rate {glue:text}`lr`,
