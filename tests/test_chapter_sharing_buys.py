@@ -127,6 +127,14 @@ def test_on_canvas_moves_the_digit_and_refuses_to_crop():
         ch.on_canvas(x, 2, 2, shift=3)
 
 
+def test_translation_test_digits_are_drawn_from_every_class():
+    y = np.repeat(np.arange(10), 300)  # sorted by class, as the MNIST test split is
+    keep = ch.subset(len(y), 1000, 0)
+    assert len(keep) == len(set(keep)) == 1000
+    assert np.bincount(y[keep], minlength=10).min() > 50
+    assert len(ch.subset(20, 1000, 0)) == 20
+
+
 def test_run_refuses_mnist1d_kinds_without_the_pair_it_compares():
     with pytest.raises(ValueError, match="mnist1d_kinds"):
         ch.run({"mnist1d_kinds": ["conv", "dense"]}, "cpu")

@@ -103,6 +103,12 @@ def on_canvas(x: np.ndarray, side: int, margin: int, shift: int = 0) -> np.ndarr
     return out
 
 
+def subset(n: int, size: int, seed: int) -> np.ndarray:
+    """``size`` of ``n`` indices drawn at random (seeded): the test split is sorted by class,
+    so its first digits would all be zeros and ones."""
+    return np.sort(np.random.default_rng(seed).permutation(n)[:min(size, n)])
+
+
 # ---------------------------------------------------------------------------- experiments
 
 
@@ -177,8 +183,8 @@ def translation(params: dict[str, Any], seeds: Sequence[int], device: Any) -> pd
     x_tr, x_te, y_tr, y_te, side = load_images(params["image_data"],
                                                params["train_per_class"], params["seed"])
     m = int(params["max_shift_px"])
-    n_test = min(int(params["shift_test_size"]), len(y_te))
-    x_te, y_te = x_te[:n_test], y_te[:n_test]
+    keep = subset(len(y_te), int(params["shift_test_size"]), params["seed"])
+    x_te, y_te = x_te[keep], y_te[keep]
     yt = to_tensor(y_te, device)
     tests = {int(d): to_tensor(on_canvas(x_te, side, m, int(d)), device)
              for d in params["test_shifts"]}
