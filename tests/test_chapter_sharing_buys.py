@@ -1,242 +1,159 @@
-"""Chapter 5, sharing_buys: the smoke run's results, and the chapter module's logic."""
+"""Chapter 5, sharing_buys: its verdict rule on constructed results, its helpers, and the
+smoke run's results file."""
 
 from __future__ import annotations
 
-import math
-
+import numpy as np
 import pandas as pd
 import pytest
-import torch
 from conftest import smoke_results
 
-from gardenpath.chapters import sharing_buys as sb
-from gardenpath.models.local import LocallyConnected2d
+from gardenpath.chapters import sharing_buys as ch
 from gardenpath.results import VERDICTS
 
 CHAPTER = "sharing_buys"
+SEEDS = [0, 1, 2, 3, 4]
+THRESHOLDS = {"max_gap_few_pp": 2.0, "max_gap_mnist1d_pp": 2.0, "max_gap_shift_pp": 2.0}
+
+
+def _acc(kind: str, gap: float, seed: int, spread: float) -> float:
+    """conv at 90; local ``gap`` below; the others between; seed noise of +-``spread``,
+    opposite for conv and the rest, so the paired gaps vary over seeds."""
+    base = {"conv": 90.0, "local": 90.0 - gap, "local_dws": 90.0 - gap / 2, "dense": 80.0}
+    return base[kind] + spread * (seed - 2) / 2 * (1 if kind == "conv" else -1)
+
+
+def _result(few: float, mnist1d: float, shift: float, spread: float = 0.5) -> dict:
+    """A constructed run whose three gaps are ``few``, ``mnist1d`` and ``shift`` points."""
+    curve = pd.DataFrame([{"dataset": "mnist", "kind": k, "per_class": pc, "n_train": 10 * pc,
+                           "n_test": 3000, "seed": s, "spread": 0.0 if k == "local_dws" else 1.0,
+                           "accuracy_pct": _acc(k, few if pc == 10 else 0.5, s, spread)}
+                          for k in ch.KINDS for pc in (10, 200) for s in SEEDS])
+    m1d = pd.DataFrame([{"dataset": "mnist1d", "kind": k, "per_class": 400, "n_train": 4000,
+                         "seed": s, "spread": 1.0, "full": True,
+                         "accuracy_pct": _acc(k, mnist1d, s, spread)}
+                        for k in ("conv", "local", "dense") for s in SEEDS])
+    rows = []
+    for regime, gap in (("one_place", 60.0), ("translated", shift)):
+        for k in ch.KINDS:
+            for s in SEEDS:
+                for d in (-3, 0, 3):
+                    acc = 95.0 if d == 0 else _acc(k, gap, s, spread)
+                    rows.append({"regime": regime, "kind": k, "seed": s, "shift_px": d,
+                                 "accuracy_pct": acc})
+    return {"curve": curve, "mnist1d": m1d, "shift": pd.DataFrame(rows),
+            "counts": {"params_image_conv": 1}, "times": {}, "thresholds": THRESHOLDS,
+            "image_data": "mnist", "seeds": SEEDS, "smallest_per_class": 10}
+
+
+# ---------------------------------------------------------------------------- verdict
+
+
+def test_sharing_buys_verdict_reaches_supported():
+    d = ch.decide(_result(0.5, -1.0, 1.0))
+    assert d.verdict == "supported"
+    assert [t.outcome for t in d.tests] == ["supported"] * 3
+
+
+def test_sharing_buys_verdict_reaches_not_supported():
+    assert ch.decide(_result(8.0, 10.0, 20.0)).verdict == "not supported"
+
+
+def test_sharing_buys_verdict_reaches_mixed():
+    d = ch.decide(_result(0.0, 10.0, 0.0))
+    assert d.verdict == "mixed"
+    assert {t.name: t.outcome for t in d.tests}["MNIST-1D"] == "not supported"
+
+
+def test_sharing_buys_verdict_reaches_inconclusive():
+    # a gap at the threshold with seed noise: the interval straddles it
+    d = ch.decide(_result(2.0, 0.0, 0.0, spread=4.0))
+    assert d.verdict == "inconclusive"
+    few = d.tests[0]
+    assert few.interval.lo < 2.0 < few.interval.hi and few.interval.n == 5
+
+
+def test_decide_reads_the_gaps_paired_by_seed_and_keeps_facts_apart():
+    r = _result(3.0, 4.0, 5.0)
+    d = ch.decide(r)
+    values = {t.name: t.interval.value for t in d.tests}
+    assert values == pytest.approx({"few examples": 3.0, "MNIST-1D": 4.0, "translation": 5.0})
+    facts = {f.name: f.value for f in d.facts}
+    assert facts["one place"] == pytest.approx(60.0)
+    assert facts["mnist1d_cnn_acc"] == pytest.approx(90.0)
+    assert facts["mnist1d_lc_acc"] == pytest.approx(86.0)
+    # the thresholds come from the parameters, not the module
+    r["thresholds"] = {**THRESHOLDS, "max_gap_few_pp": 5.0}
+    assert ch.decide(r).tests[0].outcome == "supported"
+
+
+# ---------------------------------------------------------------------------- numbers, prose
+
+
+def test_key_numbers_name_the_mnist1d_accuracies_with_intervals():
+    n = ch.key_numbers(_result(1.0, 4.0, 2.0))
+    for tag in ("mlp", "cnn", "lc"):
+        lo, hi = n[f"mnist1d_{tag}_interval"]
+        assert lo < n[f"mnist1d_{tag}_acc"] < hi
+    assert n["mnist1d_mlp_acc"] == pytest.approx(80.0)
+    assert n["gap_full_pp"] == pytest.approx(0.5)
+    assert n["dws_minus_local_few_pp"] == pytest.approx(0.5)
+    assert n["shifted_one_place_conv_acc"] == pytest.approx(90.0)
+    assert n["centre_translated_local_acc"] == pytest.approx(95.0)
+    assert "mnist1d_lc_dws_acc" not in n
+
+
+def test_prose_says_when_dynamic_sharing_falls_below_plain_local():
+    r = _result(1.0, 1.0, 1.0)
+    params = {"shots": [10], "train_per_class": 200, "max_shift_px": 3, "test_shifts": [-3, 0, 3],
+              **{k: 1 for k in ("kernel_size", "sleep_every", "sleep_iterations", "hidden",
+                                "steps", "lr", "batch_size", "mnist1d_lr", "mnist1d_batch_size",
+                                "mnist1d_steps", "shift_test_size")}}
+    worse = r["curve"]["kind"] == "local_dws"
+    r["curve"].loc[worse, "accuracy_pct"] -= 10.0
+    text = ch.prose_numbers(r, params)
+    assert "below" in text["dws_verdict_text"] and "Pogodin" in text["dws_verdict_text"]
+    assert text["test_shifts_text"] == "-3, 0 or 3"
+    r["curve"].loc[worse, "accuracy_pct"] += 20.0
+    assert "lifts" in ch.prose_numbers(r, params)["dws_verdict_text"]
+
+
+def test_on_canvas_moves_the_digit_and_refuses_to_crop():
+    x = np.arange(4, dtype=np.float32).reshape(1, 4) + 1  # one 2x2 digit
+    out = ch.on_canvas(x, 2, 2, shift=-2)
+    assert out.shape == (1, 1, 2, 6)
+    assert out[0, 0, :, :2].tolist() == [[1, 2], [3, 4]] and out[0, 0, :, 2:].sum() == 0
+    with pytest.raises(ValueError):
+        ch.on_canvas(x, 2, 2, shift=3)
+
+
+def test_translation_test_digits_are_drawn_from_every_class():
+    y = np.repeat(np.arange(10), 300)  # sorted by class, as the MNIST test split is
+    keep = ch.subset(len(y), 1000, 0)
+    assert len(keep) == len(set(keep)) == 1000
+    assert np.bincount(y[keep], minlength=10).min() > 50
+    assert len(ch.subset(20, 1000, 0)) == 20
+
+
+def test_run_refuses_mnist1d_kinds_without_the_pair_it_compares():
+    with pytest.raises(ValueError, match="mnist1d_kinds"):
+        ch.run({"mnist1d_kinds": ["conv", "dense"]}, "cpu")
 
 
 # ---------------------------------------------------------------------------- smoke run
 
 
 @pytest.mark.slow
-def test_smoke_results_have_numbers_and_a_valid_verdict(smoke_tree):
+def test_smoke_results_have_tests_facts_and_key_numbers(smoke_tree):
     res = smoke_results(smoke_tree, CHAPTER)
-    assert res["chapter"] == CHAPTER
-    assert res["verdict"] in VERDICTS
+    assert res["chapter"] == CHAPTER and res["verdict"] in VERDICTS
+    assert [t["name"] for t in res["tests"]] == ["few examples", "MNIST-1D", "translation"]
+    for t in res["tests"]:
+        assert t["n"] == res["provenance"]["params"]["num_seeds"]
+        assert t["interval"][0] <= t["value"] <= t["interval"][1]
     nums = res["numbers"]
-    for net in sb.NETS:
-        assert 0.0 <= nums[f"acc_{net}_largest"] <= 100.0
-        assert f"steps_{net}" in nums
-        for readout in sb.READOUTS:
-            assert 0.0 <= nums[f"shifted_{readout}_{net}"] <= 100.0
-    assert nums["n_digits"] == 1797
-    assert nums["n_train"] + nums["n_test"] == nums["n_digits"]
-    assert nums["gap_full_pp"] == pytest.approx(nums["acc_conv_largest"]
-                                                - nums["acc_local_largest"])
-    ro = nums["shift_readout"]
-    assert nums["gap_shift_pp"] == pytest.approx(nums[f"shifted_{ro}_conv"]
-                                                 - nums[f"shifted_{ro}_local"])
-    # the verdict recorded is the rule applied to the recorded gaps
-    verdict, why = sb.decide(nums["gap_full_pp"], nums["gap_few_pp"], nums["gap_shift_pp"],
-                             nums["tolerance_pp"])
-    assert (res["verdict"], res["why"]) == (verdict, why)
-    # every sharing period asked for was run
-    periods = res["provenance"]["params"]["share_sweep"]
-    assert sorted(r["share_every"] for r in nums["sweep"]) == sorted(periods)
-
-
-@pytest.mark.slow
-def test_smoke_times_are_measurements_not_numbers(smoke_tree):
-    res = smoke_results(smoke_tree, CHAPTER)
-    times = res["measurements"]["step_time"]
-    assert set(times) == {f"{n}_{where}" for n in sb.NETS for where in ("8px", "canvas")}
-    assert all(t["median_s"] > 0 for t in times.values())
-    assert not any("time" in k for k in res["numbers"])
-
-
-# ---------------------------------------------------------------------------- verdict rule
-
-
-def test_decide_each_branch():
-    assert sb.decide(5.0, 0.0, 0.0, 2.0)[0] == "not supported"
-    assert sb.decide(0.5, 1.0, -3.0, 2.0)[0] == "supported"
-    assert sb.decide(-4.0, None, None, 2.0)[0] == "supported"  # LC ahead counts as close
-    verdict, why = sb.decide(0.5, 0.0, 40.0, 2.0)
-    assert verdict == "mixed" and "translation generalisation" in why
-    assert "sample efficiency" not in why
-    verdict, why = sb.decide(1.0, 6.0, 1.0, 2.0)
-    assert verdict == "mixed" and "sample efficiency" in why
-    # exactly at the tolerance is still "close"
-    assert sb.decide(2.0, 2.0, 2.0, 2.0)[0] == "supported"
-
-
-def test_recovery_fraction():
-    assert sb.recovery(90.0, 30.0, 60.0) == pytest.approx(0.5)
-    assert sb.recovery(90.0, 30.0, 90.0) == pytest.approx(1.0)
-    assert sb.recovery(90.0, 30.0, 20.0) == pytest.approx(-1 / 6)
-    assert sb.recovery(50.0, 60.0, 55.0) is None
-
-
-def test_steps_to_target():
-    curve = [(0, 10.0), (10, 85.0), (20, 90.0), (30, 95.0)]
-    assert sb.steps_to_target(curve, 90.0) == 20
-    assert sb.steps_to_target(curve, 5.0) == 0
-    assert sb.steps_to_target(curve, 99.0) is None
-
-
-def test_share_steps_schedule():
-    cfg = sb.TrainConfig(num_steps=25, share_every=10, share_at_end=True)
-    assert sb.share_steps(cfg) == [10, 20, 25]
-    cfg = sb.TrainConfig(num_steps=20, share_every=10, share_at_end=True)
-    assert sb.share_steps(cfg) == [10, 20]
-    cfg = sb.TrainConfig(num_steps=20, share_every=10, share_at_end=False)
-    assert sb.share_steps(cfg) == [10]
-    with pytest.raises(ValueError):
-        sb.TrainConfig(optimizer="rmsprop")
-
-
-# ---------------------------------------------------------------------------- nets
-
-
-def test_parameter_counts_by_hand():
-    # conv: 1*16*9+16 + 16*32*9+32 + (32*2*2)*10+10
-    assert sb.count_params("conv") == 160 + 4640 + 1290
-    # local: 64 positions * 9 * 16 + 16*64 biases; 16 positions * 144 * 32 + 32*16; readout
-    assert sb.count_params("local") == 9216 + 1024 + 73728 + 512 + 1290
-    assert sb.count_params("local_shared") == sb.count_params("local")
-    # global max readout: 32 channels -> 10 classes
-    assert sb.count_params("conv", 12, readout="global_max") == 160 + 4640 + 330
-    assert sb.positions(8, (16, 32)) == [64, 16]
-
-
-def test_local_shared_starts_as_the_conv_net():
-    x = torch.rand(5, 1, 8, 8, generator=torch.Generator().manual_seed(1))
-    conv = sb.build_net("conv", seed=3)
-    shared = sb.build_net("local_shared", seed=3)
-    assert sb.has_local(shared) and not sb.has_local(conv)
-    with torch.no_grad():
-        torch.testing.assert_close(shared(x), conv(x), rtol=1e-5, atol=1e-5)
-
-
-def test_training_with_share_at_end_leaves_one_filter_per_layer():
-    d = sb.load(0.3, 0)
-    xs, ys = sb.sample(d, 2, 0)
-    x, y = sb.images(xs, 8, "cpu"), sb.labels(ys, "cpu")
-    cfg = sb.TrainConfig(num_steps=7, batch_size=8, share_every=3, share_at_end=True)
-    net = sb.build_net("local_shared", channels=(2, 4), seed=0)
-    sb.train(net, x, y, cfg, share=True)
-    layers = [m for m in net.modules() if isinstance(m, LocallyConnected2d)]
-    assert len(layers) == 2
-    for m in layers:
-        assert float(m.weight.detach().std(0).max()) == 0.0
-    # without the final phase the last steps leave the positions apart again
-    net = sb.build_net("local_shared", channels=(2, 4), seed=0)
-    sb.train(net, x, y, sb.TrainConfig(num_steps=7, batch_size=8, share_every=3,
-                                       share_at_end=False), share=True)
-    assert any(float(m.weight.detach().std(0).max()) > 0.0 for m in net.modules()
-               if isinstance(m, LocallyConnected2d))
-
-
-def test_learning_curve_is_deterministic_given_the_seed():
-    d = sb.load(0.3, 0)
-    cfg = sb.TrainConfig(num_steps=6, batch_size=16, share_every=2)
-    kw = dict(channels=(2, 4), nets=("conv", "local_shared"), eval_every=3)
-    a, ta = sb.learning_curve(d, [1], False, cfg, [4], **kw)
-    b, tb = sb.learning_curve(d, [1], False, cfg, [4], **kw)
-    pd.testing.assert_frame_equal(a, b)
-    pd.testing.assert_frame_equal(ta, tb)
-    assert list(ta["step"].unique()) == [0, 3, 6]
-    c, _ = sb.learning_curve(d, [1], False, cfg, [5], **kw)
-    assert not a["accuracy_pct"].equals(c["accuracy_pct"])
-
-
-def test_sample_refuses_more_shots_than_the_smallest_class():
-    d = sb.load(0.3, 0)
-    with pytest.raises(ValueError, match="smallest class"):
-        sb.sample(d, d.min_per_class + 1, 0)
-    x, y = sb.sample(d, 3, 0)
-    assert len(y) == 30 and set(pd.Series(y).value_counts()) == {3}
-
-
-def test_canvas_offsets_centre_and_columns():
-    assert sb.canvas_offsets(12) == (2, [0, 1, 2, 3, 4])
-    assert sb.canvas_offsets(8) == (0, [0])
-    with pytest.raises(ValueError):
-        sb.canvas_offsets(6)
-
-
-# ---------------------------------------------------------------------------- summaries
-
-
-def _frames():
-    """Hand-made runs: conv 90/70, local 88/60, shared 80/65, dense 85/50 (largest/k=1)."""
-    acc = {"conv": (90.0, 70.0), "local": (88.0, 60.0), "local_shared": (80.0, 65.0),
-           "dense": (85.0, 50.0)}
-    runs = pd.DataFrame([{"net": n, "shots": s, "n_train": 1000 if s is None else 10 * s,
-                          "seed": seed, "accuracy_pct": acc[n][0 if s is None else 1] + dv}
-                         for n in sb.NETS for s in (1, None) for seed, dv in ((0, -1), (1, 1))])
-    traj = pd.DataFrame([{"net": n, "seed": seed, "step": st,
-                          "accuracy_pct": min(100.0, st * (2.0 if n == "conv" else 1.0))}
-                         for n in sb.NETS for seed in (0, 1) for st in (0, 50, 100)])
-    shifted = {"conv": 80.0, "local": 20.0, "local_shared": 50.0, "dense": 15.0}
-    trans = pd.DataFrame([{"readout": r, "net": n, "seed": 0, "shift_px": sh,
-                           "accuracy_pct": 95.0 if sh == 0 else
-                           (shifted[n] if r == "global_max" else shifted[n] / 2)}
-                          for r in sb.READOUTS for n in sb.NETS for sh in (-1, 0, 1)])
-    sweep = pd.DataFrame([{"share_every": p, "readout": "global_max", "net": "local_shared",
-                           "seed": 0, "shift_px": sh, "accuracy_pct": 100.0 / p}
-                          for p in (1, 10) for sh in (-1, 0, 1)])
-    return runs, traj, trans, sweep
-
-
-def test_key_numbers_from_hand_made_runs():
-    runs, traj, trans, sweep = _frames()
-    d = sb.load(0.3, 0)
-    n = sb.key_numbers(d, runs, traj, trans, sweep, target_pct=90.0, tolerance_pp=2.0)
-    assert n["acc_conv_largest"] == pytest.approx(90.0)
-    assert n["acc_local_k1"] == pytest.approx(60.0)
-    assert n["gap_full_pp"] == pytest.approx(2.0)
-    assert n["gap_few_pp"] == pytest.approx(10.0)
-    assert n["largest_n_train"] == 1000
-    assert n["shift_readout"] == "global_max"  # conv generalises best with it
-    assert n["gap_shift_pp"] == pytest.approx(60.0)
-    assert n["recovery_shift"] == pytest.approx(0.5)
-    assert n["steps_conv"] == 50.0 and n["steps_local"] == 100.0
-    assert n["sweep_best_period"] == 1 and n["sweep_best_pct"] == pytest.approx(100.0)
-    assert sb.decide(n["gap_full_pp"], n["gap_few_pp"], n["gap_shift_pp"], 2.0)[0] == "mixed"
-    texts = sb.prose_texts(n, num_steps=100)
-    assert texts["conv_vs_local_full"] == "ahead of"
-    assert texts["recovery_text"].startswith("it closes 50%")
-    assert texts["steps_dense_text"] == "100"
-
-
-def test_prose_texts_fill_missing_numbers():
-    runs, traj, trans, sweep = _frames()
-    d = sb.load(0.3, 0)
-    trans = trans[trans["readout"] == "flatten"]
-    n = sb.key_numbers(d, runs, traj, trans, sweep.iloc[0:0], 101.0, 2.0)
-    texts = sb.prose_texts(n, num_steps=100)
-    assert texts["shifted_global_max_conv_text"] == "not measured"
-    assert texts["sweep_best_pct_text"] == "not measured"
-    assert texts["steps_local_text"] == "not reached within 100"
-
-
-def test_anchor_gaps_and_table():
-    gaps = {(a.cite, a.data_set.split()[0]): a.gap_pp for a in sb.ANCHORS}
-    assert gaps[("ott_2020", "MNIST")] == pytest.approx(0.12)
-    assert gaps[("ott_2020", "CIFAR-10")] == pytest.approx(4.2)
-    assert gaps[("bartunov_2018", "CIFAR-10")] == pytest.approx(32.41 - 31.87)
-    ours = {"conv": 98.0, "local": 97.0, "local_shared": 95.0, "dense": 96.0}
-    table = sb.anchors_table(ours, "digits", "cpu")
-    assert len(table) == len(sb.ANCHORS) + 1
-    assert table.iloc[-1]["conv - LC (pp)"] == pytest.approx(1.0)
-
-
-def test_memory_estimate_grows_with_the_canvas():
-    small = sb.memory_estimate({"canvas": 12, "channels": [16, 32], "batch_size": 64})
-    big = sb.memory_estimate({"canvas": 32, "channels": [16, 32], "batch_size": 64})
-    assert big > small
-    # at least weights, gradients and two Adam moments of the biggest (dense) net
-    assert big >= 16 * sb.count_params("dense", 32, (16, 32))
-    assert not math.isnan(small)
+    for key in ("mnist1d_mlp_acc", "mnist1d_cnn_acc", "mnist1d_lc_acc"):
+        assert 0.0 <= nums[key] <= 100.0
+        assert len(nums[key.replace("_acc", "_interval")]) == 2
+    assert {f["name"] for f in res["facts"]} >= {"one place", "mnist1d_cnn_acc"}
+    assert all(v > 0 for v in res["measurements"].values())
