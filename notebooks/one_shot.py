@@ -175,9 +175,8 @@ glue("tbl-os-few-shot", ch.few_shot_table(result), display=False)
 # search took {glue:text}`exact_retrieve_us_first:.0f` and
 # {glue:text}`exact_retrieve_us_cap:.0f` µs, and the HNSW index
 # {glue:text}`ann_retrieve_us_first:.0f` and {glue:text}`ann_retrieve_us_cap:.0f` µs with
-# recall {glue:text}`ann_recall_cap:.2f` at the larger size. The macrocolumn's time does
-# not grow with what it holds; at the sizes where it still recalls, though, scanning every
-# stored item is quicker ({numref}`fig-os-time`). Times are CPU time of the one thread
+# recall {glue:text}`ann_recall_cap:.2f` at the larger size ({numref}`fig-os-time`; the
+# verdict box above says whether each ratio lies within its threshold). Times are CPU time of the one thread
 # that runs each operation, mean over rounds that visit every size in turn.
 
 # %% tags=["hide-input"]
