@@ -52,11 +52,11 @@ class KrotovHopfield:
 
     def __init__(self, n_visible: int, n_hidden: int = 400, p: float = 2.0, k: int = 2,
                  delta: float = 0.4, eps0: float = 0.02, precision: float = 1e-30,
-                 seed: int = 0) -> None:
+                 seed: int = 0, dtype: torch.dtype = torch.float32) -> None:
         if not 1 <= k <= n_hidden:
             raise ValueError(f"ranking k={k} must be in [1, n_hidden={n_hidden}]")
         g = torch.Generator().manual_seed(seed)
-        self.W = torch.randn(n_hidden, n_visible, generator=g, dtype=torch.float64)
+        self.W = torch.randn(n_hidden, n_visible, generator=g, dtype=dtype)
         self.p, self.k, self.delta, self.eps0, self.precision = p, k, delta, eps0, precision
         self.wins = torch.zeros(n_hidden, dtype=torch.int64)  # times ranked first
         self.seconds = torch.zeros(n_hidden, dtype=torch.int64)  # times ranked k-th

@@ -52,19 +52,21 @@ from gardenpath.models.sdr import SDRMacrocolumn
 Encoding = Literal["patches", "levels", "threshold"]
 
 
-def encode_patches(x: torch.Tensor, patch: int = 3, threshold: float = 0.5) -> torch.Tensor:
+def encode_patches(x: torch.Tensor, patch: int = 3, threshold: float = 0.5,
+                   stride: int = 1) -> torch.Tensor:
     """Local binary conjunctions: which of the 2**(p*p) patterns each p x p patch shows.
 
-    (n, side*side) in [0, 1] -> (n, L * (2**(p*p) - 1)) of 0/1, L = (side - p + 1)**2
-    patch positions; pixels above ``threshold`` are on; the all-off pattern is dropped,
-    so an input is active only where there is ink. For 8x8 digits and p = 3: 36
-    positions x 511 patterns = 18,396 inputs, about 33 active (0.2%).
+    (n, side*side) in [0, 1] -> (n, L * (2**(p*p) - 1)) of 0/1, L = ((side - p) // s + 1)**2
+    patch positions for stride s; pixels above ``threshold`` are on; the all-off pattern
+    is dropped, so an input is active only where there is ink. For 8x8 digits, p = 3,
+    s = 1: 36 positions x 511 patterns = 18,396 inputs, about 33 active (0.2%); for 28x28
+    MNIST, p = 2, s = 2: 196 positions x 15 patterns = 2,940 inputs.
     """
     side = int(round(x.shape[1] ** 0.5))
     if side * side != x.shape[1]:
         raise ValueError(f"patch encoding needs square images, got {x.shape[1]} pixels")
     img = (x > threshold).float().view(-1, 1, side, side)  # (n, 1, side, side)
-    cols = torch.nn.functional.unfold(img, patch)  # (n, p*p, L)
+    cols = torch.nn.functional.unfold(img, patch, stride=stride)  # (n, p*p, L)
     weights = (2 ** torch.arange(patch * patch)).view(1, -1, 1).float()  # (1, p*p, 1)
     pattern = (cols * weights).sum(1).long()  # (n, L)
     onehot = torch.nn.functional.one_hot(pattern, 2 ** (patch * patch))  # (n, L, 2**(p*p))
