@@ -41,7 +41,7 @@
 #
 # Every byte the processes send is counted. The link between them is measured at every
 # power-of-two message size, and that measurement calibrates a model of ResNet-18
-# {cite}`he_2016_resnet` at ImageNet size, which decides the claim at paper scale.
+# {cite}`he_2016` at ImageNet size, which decides the claim at paper scale.
 
 # %% tags=["parameters"]
 device = "auto"  # where to run [choices: auto | cpu | cuda]

@@ -9,8 +9,8 @@ on every profile).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 Params = dict[str, Any]
@@ -91,19 +91,6 @@ class Layer:
         return self.weights + (self.n_out if per_position else self.c_out) * self.bias
 
 
-def digits_layers(sharing: str, side: int, channels: list[int], k: int = 3,
-                  classes: int = 10, readout: str = "flatten") -> Iterator[Layer]:
-    """:func:`gardenpath.models.nets.digits_net`: per channel entry a 'same' layer and 2x2
-    pooling, then the readout (flatten or global max pooling, and a linear layer)."""
-    size, c_in = side, 1
-    for c_out in channels:
-        yield Layer(sharing, c_in, c_out, k, 1, (k // 2, k // 2), size, size)
-        size, c_in = size // 2, c_out
-        if size < 1:
-            raise ValueError(f"in_size {side} too small for {len(channels)} pooling stages")
-    yield Layer("linear", c_in * (size * size if readout == "flatten" else 1), classes)
-
-
 def resnet18_layers(sharing: str, width: int, side: int, classes: int = 1000
                     ) -> tuple[list[Layer], int]:
     """:func:`gardenpath.models.nets.resnet18`'s weight layers, and its batch-norm
@@ -132,26 +119,6 @@ def resnet18_layers(sharing: str, width: int, side: int, classes: int = 1000
     return layers, bn
 
 
-def alexnet_layers(sharing: str, width: int, side: int, classes: int = 1000) -> list[Layer]:
-    """:func:`gardenpath.models.nets.alexnet_like`'s weight layers."""
-    c = [max(1, round(n * width / 64)) for n in (64, 192, 384, 256, 256)]
-    plan = [(c[0], 11, 4, 2, True), (c[1], 5, 1, 2, True), (c[2], 3, 1, 1, False),
-            (c[3], 3, 1, 1, False), (c[4], 3, 1, 1, True)]
-    layers, size, c_in = [], side, 3
-    for c_out, k, s, p, pool in plan:
-        layer = Layer(sharing, c_in, c_out, k, s, (p, p), size, size)
-        layers.append(layer)
-        size, c_in = layer.h_out, c_out
-        if pool:
-            size = (size - 3) // 2 + 1
-    hidden = 4096 * width // 64
-    return [*layers, Layer("linear", c_in * 36, hidden), Layer("linear", hidden, hidden),
-            Layer("linear", hidden, classes)]
-
-
-# ----------------------------------------------------------------------------- chapters
-
-
 def energy(p: Params) -> int:
     """The largest of the copy working set, the matmul's three ``n x n`` fp32 matrices and
     the largest ResNet-18 layer's tensors (input, output, their gradients, the unfolded
@@ -173,100 +140,92 @@ def energy(p: Params) -> int:
 
 
 def imagenet(p: Params) -> int:
-    """The largest layer step (the timed strip of it) at the timed width and largest batch,
-    or a whole-net step where it fits ``whole_net_budget_gb``."""
-    batch, need = max(p["time_batches"]), 0
-    for sharing in ("conv", "local"):
-        res, bn = resnet18_layers(sharing, p["time_width"], p["in_size"])
-        for layers, extra in ((res, bn), (alexnet_layers(sharing, p["time_width"],
-                                                         p["in_size"]), 0)):
-            need = max(need, *(layer_step_bytes(strip(la, p["time_fraction"]), batch)
-                               for la in layers))
-            params = sum(la.params for la in layers) + extra
-            act = sum(layer_step_bytes(la, min(p["time_batches"])) - FP32_BYTES * 3 * la.params
-                      for la in layers)
-            whole = FP32_BYTES * 3 * params + 2 * act
-            if whole <= p["whole_net_budget_gb"] * 1e9:
-                need = max(need, whole)
-    return int(need)
+    """Upper estimate: the largest timed layer step, the strip check's whole layer1.0.conv1,
+    the reduced net of the end-to-end check; with a 1.25 margin."""
+    f, b, w, s = p["time_fraction"], max(p["time_batches"]), p["width"], p["in_size"]
 
+    def lc(c_in: int, c_out: int, k: int, side_out: int, fraction: float, batch: int) -> int:
+        rows = side_out if fraction >= 1 else max(1, round(side_out * fraction))
+        positions, fan_in = rows * side_out, c_in * k * k
+        return FP32_BYTES * (3 * positions * fan_in * c_out
+                             + 2 * batch * (fan_in + c_out) * positions
+                             + 3 * batch * fan_in * positions)
 
-def layer_step_bytes(la: Layer, batch: int) -> int:
-    """Bytes one layer's training step holds: weights, gradient and momentum; input, output
-    and their gradients; the unfolded input (three copies for a locally connected layer's
-    ``bmm`` path, one im2col workspace for a convolution)."""
-    unfold = 0
-    if la.kind in ("conv", "local"):
-        unfold = (3 if la.kind == "local" else 1) * batch * la.fan_in * la.positions
-    return FP32_BYTES * (3 * la.params + 2 * batch * la.n_in + 2 * batch * la.n_out + unfold)
-
-
-def strip(la: Layer, fraction: float) -> Layer:
-    """The layer cut to an interior strip of about ``fraction`` of its output rows (the
-    imagenet chapter times such strips); linear layers and ``fraction >= 1`` unchanged."""
-    if not la.spatial or fraction >= 1:
-        return la
-    rows = max(1, round(la.h_out * fraction))
-    if rows >= la.h_out:
-        return la
-    return replace(la, h=(rows - 1) * la.stride + la.k, pad=(0, la.pad[1]))
+    a1 = (s + 4 - 11) // 4 + 1
+    a3 = (a1 - 3) // 2 + 1
+    c = [max(1, round(n * w / 64)) for n in (64, 192)]
+    hidden, flat = 4096 * w // 64, 256 * w // 64 * 36
+    layer = max(lc(3, w, 7, s // 2, f, b), lc(w, w, 3, s // 4, f, b),
+                lc(3, c[0], 11, a1, f, b), lc(c[0], c[1], 5, a3, f, b),
+                FP32_BYTES * (3 * (flat + 1) * hidden + 2 * b * (flat + hidden)))
+    check = lc(w, w, 3, s // 4, 1.0, min(p["time_batches"]))
+    e2e_params = 1_813_561_344 * (p["e2e_width"] / 64) ** 2 * (p["e2e_in_size"] / 224) ** 2
+    e2e = FP32_BYTES * 3 * e2e_params + FP32_BYTES * 3 * 24 * p["e2e_width"] \
+        * (p["e2e_in_size"] / 4) ** 2 * max(p["e2e_batch"], b)
+    return int(1.25 * max(layer, check, e2e))
 
 
 def local_learning(p: Params) -> int:
-    """The Sparsey learner's float32 weights (36 x 511 inputs x Q x K) twice, the
-    Krotov-Hopfield layer, and 300 MB for the interpreter, torch and the data."""
-    q, k = p["sparsey_Q"], p["sparsey_K"]
-    sparsey = 36 * 511 * q * k * FP32_BYTES if "sparsey" in p["rules"] else 0
-    kh = p["kh_hidden"] * 64 * 8 * 4
-    return int(2 * sparsey + kh + 300e6)
+    """The data (pixels and patch code) per seed, the Sparsey learner's weights twice, the
+    largest net's weights, and 400 MB for the interpreter and torch (measured peak on the
+    cpu profile: 1.09 GB)."""
+    n, side = (5000, 28) if p["dataset"] == "mnist" else (1797, 8)
+    code = (side // p["patch"]) ** 2 * (2 ** (p["patch"] ** 2) - 1)
+    data = p["num_seeds"] * n * (side * side + code) * FP32_BYTES
+    sparsey = 2 * max(side * side, code) * p["sparsey_Q"] * p["sparsey_K"] * FP32_BYTES
+    nets = 8 * code * max(p["hidden"], p["rbm_hidden"], p["kh_hidden"]) * FP32_BYTES
+    return int(data + sparsey + nets + 400e6)
 
 
 def one_shot(p: Params) -> int:
-    """The Sparsey classifier's weights, the storage macrocolumn's weights per memory size,
-    the exact memory's table, the learnt codes, and 300 MB for the interpreter."""
-    q, k, bits = p["sparsey_Q"], p["sparsey_K"], p["item_bits"]
-    sq, sk = p["sdr_Q"], p["sdr_K"]
-    n = max(p["store_sizes"])
-    sparsey = 2 * 36 * 511 * q * k * 4
-    sdr = (len(p["store_sizes"]) + 1) * bits * sq * sk * 4
-    table = (n + 64) * bits + n * sq * 8 + 2048 * bits * 4
-    return int(sparsey + sdr + table + 300e6)
+    """The stored items, the storage macrocolumns' weights per size, the approximate
+    index's links, the codes, the digits and their patch code, the Sparsey classifier's
+    weights, and 400 MB for the interpreter and torch."""
+    sizes, bits = p["store_sizes"], p["item_bits"]
+    side = 28 if p["dataset"] == "mnist" else 8
+    code = (side // p["patch"]) ** 2 * (2 ** (p["patch"] ** 2) - 1)
+    return int((max(sizes) + 64) * bits
+               + (len(sizes) + 1) * bits * p["sdr_Q"] * p["sdr_K"] * FP32_BYTES
+               + sum(sizes) * (bits // 8 + 16 * p["ann_links"])
+               + max(sizes) * p["sdr_Q"] * 8 + 5000 * (side * side + code) * FP32_BYTES
+               + 2 * code * p["sparsey_Q"] * p["sparsey_K"] * FP32_BYTES + 400e6)
 
 
 def parallelism(p: Params) -> int:
-    """Per process: the digits on their canvas, the local net's parameters with gradients
-    and optimizer state, the activations of the largest batch, the sweep's buffers and
-    400 MB for the interpreter; times ``world_size``."""
-    canvas, channels = p["canvas"], p["channels"]
-    data = 1797 * canvas * canvas * 4
-    n = sum(la.params for la in digits_layers("local", canvas, channels))
-    acts, size, c_in = 0, canvas, 1
-    for c_out in channels:
+    """Per process: the digits, the locally connected net (weights, gradients, SGD, DDP
+    bucket, server copies), activations, sweep buffers and 400 MB; times ``world_size``."""
+    canvas, chans, world = p["canvas"], p["channels"], p["world_size"]
+    lc = acts = 0
+    size, c_in = canvas, 1
+    for c_out in chans:
+        lc += size * size * c_out * (c_in * 9 + 1)
         acts += size * size * (c_in * 9 * 3 + c_out * 3)
         size, c_in = size // 2, c_out
-    gb = p["batch_size"] * p["world_size"]
-    per = data + 4 * n * 4 + 4 * gb * acts * 2 + p["sweep_max_kib"] * 1024 * 2 + 400 * 2**20
-    return int(p["world_size"] * per)
+    lc += c_in * size * size * 10 + 10
+    per = (1797 * canvas * canvas * FP32_BYTES + 6 * lc * FP32_BYTES
+           + FP32_BYTES * p["batch_size"] * world * acts * 2
+           + 3 * p["sweep_max_kib"] * 1024 + 400 * 2 ** 20)
+    return int(world * per)
 
 
 def sharing_buys(p: Params) -> int:
-    """The largest net (one is alive at a time): parameters x 4 (weights, gradients, two
-    Adam moments), plus activations for the larger of a batch and the test split."""
-    channels, canvas = p["channels"], p["canvas"]
-    batch = max(p["batch_size"], 540)
-    worst = 0
-    for kind in ("conv", "local", "local_shared", "dense"):
-        sharing = "local" if kind == "local_shared" else kind
-        for size, readouts in ((8, ["flatten"]), (canvas, p["readouts"])):
-            for readout in readouts:
-                n_params = sum(la.params for la in digits_layers(sharing, size, channels,
-                                                                 readout=readout))
-                act = sum(batch * (la.fan_in if kind != "dense" else la.c_in) * la.h * la.w
-                          + batch * la.n_out
-                          for la in digits_layers(sharing, size, channels) if la.spatial)
-                worst = max(worst, 16 * n_params + 3 * 4 * act)
-    data = 4 * 1797 * (canvas * canvas + 8 * 8) * 2
-    return int(worst + data)
+    """The largest net's parameters x 4 (weights, gradients, two Adam moments), the digits,
+    and the activations of a 1,000-image evaluation chunk (measured peak on the cpu
+    profile: 758 MB)."""
+    side = 28 if p["image_data"] == "mnist" else 8
+    width, k2 = side + 2 * p["max_shift_px"], p["kernel_size"] ** 2
+    c, h, w, lc = [1, *p["channels"]], side, side + 2 * p["max_shift_px"], 0
+    for cin, cout in zip(c, c[1:], strict=False):
+        lc += h * w * (cin * k2 * cout + cout)
+        h, w = h // 2, w // 2
+    lc += c[-1] * h * w * 10 + 10
+    dense = side * width * p["hidden"] + p["hidden"] ** 2 + 10 * p["hidden"]
+    weights = 16 * max(lc, dense, 32_610)  # 32,610: the MNIST-1D locally connected net
+    data = FP32_BYTES * (5000 * 784 + (10 * p["train_per_class"]
+                                       + p["shift_test_size"] * len(p["test_shifts"]))
+                         * side * width)
+    act = 3 * FP32_BYTES * 1000 * side * width * (k2 + 2 * p["channels"][0])
+    return int(weights + data + act)
 
 
 def sharing_moves(p: Params) -> int:
