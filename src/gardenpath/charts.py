@@ -47,6 +47,7 @@ COLORS: dict[str, str] = {
     "sparsey": "#e07a5f",
     "nn_pixels": "#7f7f7f",
     "nn_code": "#9ab87a",
+    "embedding_nn": "#3d405b",
 }
 #: Kept for the chapters that import it: the sharing schemes' part of :data:`COLORS`.
 SHARING_COLORS = {k: COLORS[k] for k in ("conv", "local", "local_shared", "dense")}

@@ -254,7 +254,7 @@ def load_mnist5k_split(train_per_class: int = 200, seed: int = 0
     train = np.concatenate([rng.permutation(np.flatnonzero(y == c))[:train_per_class]
                             for c in range(int(y.max()) + 1)])
     train = rng.permutation(train)
-    test = np.setdiff1d(np.arange(len(y)), train)
+    test = rng.permutation(np.setdiff1d(np.arange(len(y)), train))  # not sorted by class
     return x[train], x[test], y[train], y[test]
 
 

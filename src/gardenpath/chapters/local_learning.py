@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gardenpath import claims, verdict
+from gardenpath import charts, claims, verdict
 from gardenpath.models.rules import RULES, Rule, make_rule
 from gardenpath.models.rules import cost as rc
 from gardenpath.models.rules.sparsey import encode_patches
@@ -406,7 +406,8 @@ def accuracy_chart(result: dict[str, Any]) -> Any:
     top = 10 ** math.ceil(math.log10(2 * max(1, int(df["bytes"].max()))))
     x = alt.X("bytes:Q", scale=alt.Scale(type="symlog", constant=1, domain=[-1, top]),
               title="non-local bytes per training example, lateral included (symlog)")
-    color = alt.Color("rule:N", sort=list(LABELS.values()), title="rule")
+    color = alt.Color("rule:N", sort=list(LABELS.values()), title="rule",
+                      scale=charts.color_scale(list(LABELS), LABELS))
     y = alt.Y("accuracy:Q", scale=alt.Scale(zero=False), title="test accuracy")
     base = alt.Chart(df)
     layers = (base.mark_rule().encode(x=x, y="lo:Q", y2="hi:Q", color=color)

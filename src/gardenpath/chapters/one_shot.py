@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gardenpath import claims, verdict
+from gardenpath import charts, claims, verdict
 from gardenpath.models.baselines import (
     BinaryHNSW,
     ConvergedBackprop,
@@ -486,6 +486,7 @@ def few_shot_chart(result: dict[str, Any]) -> Any:
     df = pd.DataFrame(few_shot_summary(result))
     x = alt.X("k:Q", scale=alt.Scale(type="log"), title="digits per new class (log axis)")
     color = alt.Color("label:N", sort=list(LEARNERS.values()), title="learner",
+                      scale=charts.color_scale(list(LEARNERS), LEARNERS),
                       legend=alt.Legend(labelLimit=320, orient="bottom", columns=1))
     base = alt.Chart(df)
     return (base.mark_line(point=True).encode(
