@@ -7,8 +7,11 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 from browser import check_pages
 from conftest import FIXTURES, gp, make_tree
+
+from gardenpath.params import notebook_parameters
 
 pytestmark = pytest.mark.slow
 
@@ -33,6 +36,11 @@ def test_build_writes_index_and_chapter_page(built: Path) -> None:
     svg = html / "_downloads"
     assert any(svg.rglob("demo-line.svg")) and any(svg.rglob("demo.ipynb"))
     assert any(svg.rglob("demo.params.yaml")) and any(svg.rglob("demo.py"))
+    # flat, one chapter, as papermill -f reads it: parameter names at the top level
+    (params_file,) = svg.rglob("demo.params.yaml")
+    flat = yaml.safe_load(params_file.read_text())
+    assert "demo" not in flat and set(flat) == set(notebook_parameters(
+        built / "notebooks" / "demo.py"))
 
 
 def test_provenance_escapes_parameter_html(built: Path) -> None:

@@ -144,8 +144,9 @@ def publish(project: Project, profile: str) -> list[str]:
         command = reproduce_command(profile, name, (good or {}).get("overrides"))
         nb = _executed(executed, good)
         if good and nb is not None:
+            # flat, one chapter: what papermill's -f reads
             wanted[f"{name}.params.yaml"] = yaml.safe_dump(
-                {name: good["params"]}, sort_keys=True).encode()
+                good["params"], sort_keys=True).encode()
             wanted[f"{name}.ipynb"] = executed.read_bytes()
             figs = project.out_dir(profile) / f"{name}_files"
             for svg in sorted(figs.glob("*.svg")) if figs.exists() else []:
