@@ -19,6 +19,11 @@ CHAPTERS = ["energy", "sharing_moves", "imagenet", "parallelism", "sharing_buys"
             "local_learning", "one_shot", "ledger"]
 
 
+def recording_chapters() -> list[str]:
+    """The pages that record results and glue numbers (the synthesis page only reads)."""
+    return [c for c in toc_chapters() if c != "synthesis"]
+
+
 def toc_chapters() -> list[str]:
     text = (REPO / "_toc.yml").read_text()
     return re.findall(r"file: book/chapters/(\w+)", text)
@@ -171,7 +176,7 @@ def test_every_chapter_records_each_parameter_it_ran_with(smoke_tree: Path) -> N
 
     from gardenpath.params import notebook_parameters
 
-    for chapter in toc_chapters():
+    for chapter in recording_chapters():
         recorded = smoke_results(smoke_tree, chapter)["provenance"]["params"]
         declared = notebook_parameters(REPO / "notebooks" / f"{chapter}.py")
         assert set(recorded) == set(declared), chapter
@@ -197,7 +202,7 @@ def test_parameters_of_a_notebook_must_all_be_defined(monkeypatch) -> None:
 def test_every_chapter_quotes_only_names_it_glued(smoke_tree: Path) -> None:
     import nbformat
 
-    for chapter in toc_chapters():
+    for chapter in recording_chapters():
         nb = nbformat.read(smoke_tree / ".gardenpath" / "out" / "smoke" / f"{chapter}.ipynb",
                            as_version=4)
         glued = {out.get("metadata", {}).get("scrapbook", {}).get("name")
@@ -208,3 +213,19 @@ def test_every_chapter_quotes_only_names_it_glued(smoke_tree: Path) -> None:
                 quoted |= set(re.findall(r"\{glue:(?:text|md)\}`([A-Za-z0-9_]+)", cell.source))
                 quoted |= set(re.findall(r"\{glue:figure\} ([A-Za-z0-9_-]+)", cell.source))
         assert quoted and quoted <= glued, (chapter, sorted(quoted - glued))
+
+
+def test_ledger_opens_with_the_forest_plot_and_links_the_synthesis(
+        smoke_book: Path, browser_exe: str) -> None:
+    ledger_html = (smoke_book / "book" / "chapters" / "ledger.html").read_text()
+    # the chart comes before the table, and the table folds each chapter's tests away
+    assert ledger_html.index("gp-chart") < ledger_html.index("gp-ledger")
+    assert "<details>" in ledger_html
+    (rep,) = check_pages(smoke_book, ["book/chapters/ledger.html"], browser_exe)
+    assert rep.charts >= 1 and rep.charts_drawn == rep.charts
+    assert "against its threshold" in rep.text
+    synthesis = (smoke_book / "book" / "chapters" / "synthesis.html").read_text()
+    for heading in ("Where the measurements support the essay", "Where they contradict it",
+                    "What this book cannot decide at its scale"):
+        assert heading in synthesis
+    assert "chapters/synthesis.html" in (smoke_book / "book" / "intro.html").read_text()

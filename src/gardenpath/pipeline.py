@@ -344,10 +344,14 @@ def params_digest(params: dict[str, Any]) -> str:
 
 
 def results_digest(project: Project, profile: str, chapter: str) -> str:
-    """Digest of every other chapter's results file: the key part of a chapter reading them."""
+    """Digest of the results files a chapter reading them reads: every chapter's that
+    does not itself read results (the ledger and the synthesis page read the chapters,
+    not each other, so neither makes the other stale)."""
     return _digest_text(json.dumps(
         {o: file_digest(project.results_path(profile, o))
-         for o in project.chapters() if o != chapter}, sort_keys=True))
+         for o in project.chapters()
+         if o != chapter and not chapter_meta(project.notebook(o)).get("reads_results")},
+        sort_keys=True))
 
 
 @dataclass
