@@ -52,7 +52,7 @@
 device = "auto"  # where the run is recorded; the rules train on the CPU [choices: auto | cpu | cuda]
 seed = 0  # first random seed: data split, initialisation, sampling; the search uses this seed [range: 0..]
 num_seeds = 5  # seeds per rule and input (seed, seed + 1, ...), each a new split [range: 2..]
-num_threads = 1  # torch CPU threads (1 keeps timings steady on a shared machine) [range: 1..]
+threads = 1  # torch CPU threads (1 keeps timings steady on a shared machine) [range: 1..]
 dataset = "mnist"  # real 28x28 MNIST digits, or scikit-learn's 8x8 digits (smoke only) [choices: mnist | digits]
 train_per_class = 200  # MNIST training digits per class; the rest of the 500 test (count) [range: 1..499]
 rules = ["backprop", "feedback_alignment", "rbm", "krotov_hopfield", "sparsey"]  # rules to compare; must hold backprop and local_rule [nonempty] [choices: backprop | feedback_alignment | rbm | krotov_hopfield | sparsey]
@@ -77,7 +77,7 @@ from gardenpath.chapters import local_learning as ch
 from gardenpath.measure.device import describe, prepare
 
 charts.enable()
-dev = prepare(device, threads=num_threads)  # recorded; the learning rules run on the CPU
+dev = prepare(device, threads=threads)  # recorded; the learning rules run on the CPU
 params = results.parameters(globals(), "local_learning")
 result = ch.run(params, dev)
 

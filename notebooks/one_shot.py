@@ -47,7 +47,7 @@
 # %% tags=["parameters"]
 device = "auto"  # where the run is recorded; everything here runs on the CPU [choices: auto | cpu | cuda]
 seed = 0  # random seed: split, draws of the k digits, synthetic items, SDR winner draws [range: 0..]
-num_threads = 1  # torch CPU threads (1 keeps per-item times comparable) [range: 1..]
+threads = 1  # torch CPU threads (1 keeps per-item times comparable) [range: 1..]
 dataset = "mnist"  # real 28x28 MNIST digits, or scikit-learn's 8x8 digits (smoke only) [choices: mnist | digits]
 train_per_class = 200  # MNIST training digits per class, as in Sparsey's published run (count) [range: 1..499]
 base_classes = [0, 1, 2, 3, 4]  # classes the embedding network learns; the others are new [nonempty]
@@ -63,7 +63,7 @@ bp_max_epochs = 300  # backprop from scratch: most passes over the k digits [ran
 embed_channels = 16  # embedding network: channels of its first convolution [range: 1..]
 embed_dim = 64  # embedding network: size of the embedding [range: 1..]
 embed_epochs = 20  # embedding network: passes over the base classes' digits [range: 1..]
-acc_tolerance = 0.02  # accuracy the one-presentation learner may give up against nearest neighbour in the learnt embedding (fraction) [range: 0..1]
+tolerance = 0.02  # accuracy the one-presentation learner may give up against nearest neighbour in the learnt embedding (fraction) [range: 0..1]
 store_sizes = [100, 200, 500, 1000, 2000, 5000]  # memory sizes at which recall and time are measured (items) [range: 1..]
 item_bits = 1024  # length of each synthetic binary item (bits) [range: 16..]
 item_active = 32  # bits on in each synthetic item [range: 1..]
@@ -73,7 +73,7 @@ ann_links = 16  # HNSW index: links per item [range: 2..]
 ann_ef_search = 64  # HNSW index: breadth of its search [range: 1..]
 recall_sample = 300  # stored items probed for exact recall at each size [range: 1..]
 timing_rounds = 5  # rounds that each time every size and operation once [range: 2..]
-timing_min_s = 0.02  # CPU seconds of repeats in each timing (s) [range: >0]
+min_run_time_s = 0.02  # CPU seconds of repeats in each timing (s) [range: >0]
 recall_floor = 0.9  # SDR exact recall at or above which a size counts as within capacity (fraction) [range: 0..1]
 fixed_time_tolerance = 1.5  # largest-to-smallest per-item time ratio, within capacity, still counted as fixed [range: >1]
 speed_ratio_max = 1.0  # SDR-to-exact-search retrieval time ratio, largest size within capacity, at or below which the SDR is no slower [range: >0]
@@ -84,7 +84,7 @@ from gardenpath.chapters import one_shot as ch
 from gardenpath.measure.device import describe, prepare
 
 charts.enable()
-dev = prepare(device, threads=num_threads)
+dev = prepare(device, threads=threads)
 params = results.parameters(globals(), "one_shot")
 result = ch.run(params, dev)
 

@@ -63,8 +63,8 @@ model_batch = 1024  # images per step for all workers together, in the model [ra
 model_workers_max = 1024  # most workers in the model's charts, a power of two [range: 8..]
 decide_workers = 8  # workers at which the ResNet-18 model decides [range: 2..]
 ratio_threshold = 1.1  # shared over unshared communication time that counts as heavier, x [range: >0]
-dc_bandwidth_gbs = 25.0  # assumed datacenter link bandwidth per direction, GB/s [range: >0]
-dc_latency_us = 5.0  # assumed datacenter link latency per message, microseconds [range: 0..]
+link_bandwidth_gbs = 25.0  # assumed datacenter link bandwidth per direction, GB/s [range: >0]
+link_latency_us = 5.0  # assumed datacenter link latency per message, microseconds [range: 0..]
 
 # %% tags=["hide-input"]
 from myst_nb import glue
@@ -156,8 +156,8 @@ ch.real_table(result)
 # {glue:md}`fit_sentence` The largest give {glue:text}`bandwidth_gbs:.2f` GB/s, with a
 # misfit of {glue:text}`bandwidth_rel_rms:.0%` of their times. These are processes on one
 # machine, not a network; as a second, stated assumption the charts also use a
-# datacenter-class link of {glue:text}`dc_latency_us:.0f` µs and
-# {glue:text}`dc_bandwidth_gbs:.0f` GB/s per direction.
+# datacenter-class link of {glue:text}`link_latency_us:.0f` µs and
+# {glue:text}`link_bandwidth_gbs:.0f` GB/s per direction.
 
 # %% tags=["hide-input"]
 glue("fig-parallel-sweep", charts.figure(ch.chart_sweep(result), "parallel-sweep"),

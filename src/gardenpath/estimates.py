@@ -13,8 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from gardenpath.constants import FP32_BYTES
+
 Params = dict[str, Any]
-FP32_BYTES = 4
 
 
 # ----------------------------------------------------------------------------- layer shapes

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gardenpath import claims, verdict
+from gardenpath.constants import FP32_BYTES
 from gardenpath.measure.energy import (
     HOROWITZ_45NM_PJ,
     MODEL_METHOD,
@@ -66,7 +67,6 @@ BN_RELU_FLOPS_PER_ELEMENT = 18
 #: reads x and writes y; backward reads dy and x and writes dx.
 BN_RELU_TENSORS = 5
 
-BYTES_PER_OPERAND = 4  # fp32
 
 #: Levy & Calvert, PNAS 2021: the brain's power and the cortex's split (ATP watts).
 LEVY_CALVERT = {"brain_w": 20.0, "cortex_computation_w": 0.1, "cortex_communication_w": 3.5}
@@ -234,7 +234,7 @@ class OpEnergy:
     @property
     def operand_ratio(self) -> float:
         """Energy of one 32-bit operand from main memory over one fp32 FLOP."""
-        return BYTES_PER_OPERAND * self.pj_per_byte / self.pj_per_flop
+        return FP32_BYTES * self.pj_per_byte / self.pj_per_flop
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready fields plus ``operand_ratio``."""
@@ -579,7 +579,7 @@ def comparison_numbers(ops: list[Op], dataflow: str) -> dict[str, float]:
         "movement_share_low": low, "movement_share_high": high,
         "sze_movement_share_low": sze_low, "sze_movement_share_high": sze_high,
         "step_flops": flops, "step_macs": acc.macs,
-        "step_dram_bytes": acc.dram * BYTES_PER_OPERAND,
+        "step_dram_bytes": acc.dram * FP32_BYTES,
         **{f"step_{part}_j": HOROWITZ.joules(pj) for part, pj in parts.items()},
         "step_energy_j": HOROWITZ.joules(sum(parts.values())),
         "machine_j_per_flop": machine, "machine_j_per_flop_dram_only": machine_low,

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from gardenpath import charts, claims
+from gardenpath.constants import SHARINGS
 from gardenpath.measure import projection as pj
 from gardenpath.models import lc_native
 from gardenpath.models.nets import alexnet_like, count_parameters, layer_specs, resnet18
@@ -31,7 +32,6 @@ from gardenpath.verdict import Decision, Fact, Interval, Rule, Test
 
 CLAIM = claims.claim("imagenet")
 NETS = {"resnet18": resnet18, "alexnet_like": alexnet_like}
-SHARINGS = ("conv", "local")
 NET_LABELS = {"resnet18": "ResNet-18", "alexnet_like": "AlexNet-like"}
 SHARING_LABELS = {"conv": "conv (shared)", "local": "locally connected"}
 #: Optimizer buffers per weight: SGD with momentum keeps one, Adam two (m and v).

@@ -229,7 +229,7 @@ def storage(p: dict[str, Any]) -> list[dict[str, Any]]:
         [t.float()[None] for t in probes])
     next_fresh_f = itertools.cycle([t.float()[None] for t in fresh])
     next_slot = itertools.cycle([(sizes[-1] + j, t) for j, t in enumerate(fresh)])
-    min_s = p["timing_min_s"]
+    min_s = p["min_run_time_s"]
     for _ in range(p["timing_rounds"]):
         for row in rows:
             size, times, ann = row["items"], row["times"], anns[row["items"]]
@@ -314,7 +314,7 @@ def decide(result: dict[str, Any]) -> verdict.Decision:
     """Four tests, each with its threshold from the parameters cell:
 
     * ``one_shot``: at the smallest k, Sparsey's accuracy minus that of nearest neighbour
-      in the embedding learnt on other classes is at least ``-acc_tolerance``;
+      in the embedding learnt on other classes is at least ``-tolerance``;
     * ``fixed_store`` / ``fixed_retrieve``: the SDR's per-item time at the largest size
       within capacity over that at the smallest is at most ``fixed_time_tolerance``;
     * ``sdr_vs_search``: at the largest size within capacity, SDR retrieval takes at most
@@ -329,7 +329,7 @@ def decide(result: dict[str, Any]) -> verdict.Decision:
     tests = [
         verdict.Test("one_shot", f"Sparsey's accuracy minus nearest neighbour in the "
                      f"learnt embedding, {k} per class", accuracy_gap(result, k),
-                     verdict.Rule(">=", -p["acc_tolerance"])),
+                     verdict.Rule(">=", -p["tolerance"])),
         verdict.Test("fixed_store", "SDR store time, largest over smallest size within "
                      "capacity", time_ratio(result, (-1, "sdr", "store"), (0, "sdr", "store")),
                      verdict.Rule("<=", tol), "x"),

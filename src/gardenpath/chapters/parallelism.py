@@ -137,8 +137,8 @@ def run(params: dict[str, Any], device: torch.device) -> dict[str, Any]:
     times, world, split = sweep_table(real), params["world_size"], params["link_ranges_kib"]
     link = link_from_rounds(times, sizes, world, split)
     links = {"this machine (fitted)": link,
-             "datacenter (assumed)": Link.single(params["dc_latency_us"] * 1e-6,
-                                                 1.0 / (params["dc_bandwidth_gbs"] * 1e9))}
+             "datacenter (assumed)": Link.single(params["link_latency_us"] * 1e-6,
+                                                 1.0 / (params["link_bandwidth_gbs"] * 1e9))}
     model = partitioned.model_regimes(
         layout, partitioned.power_of_two_workers(params["model_workers_max"]),
         params["model_batch"], links)

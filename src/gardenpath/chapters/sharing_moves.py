@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from gardenpath import claims, verdict
+from gardenpath.constants import FP32_BYTES, SHARINGS
 from gardenpath.measure.energy import MODEL_METHOD, EnergyMonitor, model_energy
 from gardenpath.measure.flops import count_flops, local2d_flops
 from gardenpath.measure.memory import peak_memory
@@ -51,11 +52,9 @@ from gardenpath.measure.traffic import layer_traffic
 from gardenpath.models.local import LocallyConnected2d
 
 CLAIM = claims.claim("sharing_moves")
-SHARINGS = ("conv", "local")
 KNOBS = ("in_size", "channels", "kernel_size", "batch_size")
 KNOB_LABELS = {"in_size": "spatial side (pixels)", "channels": "channels (in = out)",
                "kernel_size": "kernel side", "batch_size": "batch size"}
-DTYPE_BYTES = 4
 
 
 @dataclass(frozen=True)
@@ -184,7 +183,7 @@ def measure(sharing: str, point: Point, device: torch.device, roof: Roofline,
     layer = build_layer(sharing, point, device, seed)
     x, dy = _inputs(point, device, seed)
     t = layer_traffic(sharing, point.channels, point.channels, point.kernel_size,
-                      point.in_size, point.batch_size, 1, point.padding, DTYPE_BYTES)
+                      point.in_size, point.batch_size, 1, point.padding, FP32_BYTES)
     counted = count_flops(layer, x)
     formula = local2d_flops(point.channels, point.channels, point.kernel_size,
                             point.in_size, point.batch_size, 1, point.padding).total
@@ -246,7 +245,7 @@ def machine_rows(points: list[Point], tile: int, reduction: str) -> pd.DataFrame
     for p in points:
         shape = (p.channels, p.channels, p.kernel_size, p.in_size, p.batch_size)
         vn = [layer_traffic(s, p.channels, p.channels, p.kernel_size, p.in_size,
-                            p.batch_size, 1, p.padding, DTYPE_BYTES).total_bytes
+                            p.batch_size, 1, p.padding, FP32_BYTES).total_bytes
               for s in SHARINGS]
         mesh = [mesh_traffic(s, *shape, tile=tile, reduction=reduction) for s in SHARINGS]
         rows.append({**asdict(p), "vn_bytes_conv": vn[0], "vn_bytes_local": vn[1],

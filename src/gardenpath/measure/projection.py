@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from gardenpath.constants import FP32_BYTES
 from gardenpath.measure.comm import ring_allreduce_time
 from gardenpath.models.local import LocallyConnected2d
 from gardenpath.models.nets import LayerSpec
@@ -33,7 +34,6 @@ from gardenpath.models.nets import LayerSpec
 #: Images in the ILSVRC-2012 training set (Russakovsky et al., IJCV 2015).
 IMAGENET_TRAIN_IMAGES = 1_281_167
 #: Bytes of one fp32 number.
-FP32_BYTES = 4
 #: Passes of a training step over a layer (forward, input gradient, weight gradient).
 TRAIN_PASSES = 3
 

@@ -27,6 +27,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from gardenpath.constants import FP32_BYTES, SHARINGS
 from gardenpath.measure.comm import (
     CommCounter,
     Link,
@@ -35,9 +36,6 @@ from gardenpath.measure.comm import (
 )
 from gardenpath.models.local import LocallyConnected2d
 from gardenpath.models.nets import layer_specs, resnet18
-
-SHARINGS = ("conv", "local")
-FP32_BYTES = 4
 
 
 def check_config(world_size: int, canvas: int, channels: Sequence[int]) -> None:

@@ -36,7 +36,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-FLOAT_BYTES = 4
+from gardenpath.constants import FP32_BYTES
 
 
 @dataclass
@@ -87,7 +87,7 @@ class Locality:
     @property
     def nonlocal_bytes(self) -> int:
         """Non-local values per example, as float32 bytes."""
-        return FLOAT_BYTES * self.nonlocal_floats
+        return FP32_BYTES * self.nonlocal_floats
 
 
 class Rule(ABC):

@@ -28,8 +28,9 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from gardenpath.constants import FP32_BYTES
 from gardenpath.measure.energy import model_energy
-from gardenpath.models.rules.base import FLOAT_BYTES, Rule, SoftmaxReadout, TrainReport
+from gardenpath.models.rules.base import Rule, SoftmaxReadout, TrainReport
 
 # ------------------------------------------------------------------------------ locality
 
@@ -76,7 +77,7 @@ def locality_row(rule: Rule, input_dim: int, num_classes: int = 10) -> dict[str,
         "lateral_floats": loc.lateral_floats, "phases": loc.phases,
         "symmetric_weights": loc.symmetric_weights,
         "nonlocal_bytes": loc.nonlocal_bytes,
-        "nonlocal_bytes_no_lateral": FLOAT_BYTES * (loc.feedback_floats
+        "nonlocal_bytes_no_lateral": FP32_BYTES * (loc.feedback_floats
                                                     + loc.transported_floats),
         "learning_units": units, "nonlocal_floats_per_unit": loc.nonlocal_floats / units,
         "local": is_local(rule, input_dim, num_classes),
@@ -208,7 +209,7 @@ def training_bytes(rule: Rule, report: TrainReport, x: torch.Tensor,
     if rule.name == "sparsey":
         active = rule.encode(x.numpy()).sum(1).double()  # (n,) M per item
         weights = scale * (active * rule.Q * rule.K + active * rule.Q)
-        per_item = weights + FLOAT_BYTES * (active + rule.Q)
+        per_item = weights + FP32_BYTES * (active + rule.Q)
         return int(per_item.sum())
     raise ValueError(f"no byte count for rule {rule.name!r}")
 
