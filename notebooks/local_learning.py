@@ -94,13 +94,13 @@ results.glue_all(measured)
 results.glue_verdict(decision, ch.CLAIM)
 
 # %% [markdown]
-# ```{admonition} Verdict
+# :::{admonition} Verdict
 # :class: important
 #
 # ```{glue:md} verdict_box
 # :format: myst
 # ```
-# ```
+# :::
 #
 # ## What each update needs
 #

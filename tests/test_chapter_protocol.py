@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import re
 from pathlib import Path
 
 import jupytext
@@ -74,3 +75,12 @@ def test_cpu_profile_repeats_no_notebook_default():
             if name in (p := notebook_parameters(ROOT / "notebooks" / f"{ch}.py"))
             and p[name].default == value]
     assert not same, f"params/cpu.yaml repeats notebook defaults: {same}"
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "notebooks").glob("*.py")), ids=lambda p: p.stem)
+def test_no_code_cell_is_swallowed_by_a_markdown_fence(path):
+    # a fence nested in a fence of the same length (```{admonition} around ```{glue:md})
+    # makes jupytext read the next code cells as markdown: they never run
+    markers = re.findall(r"(?m)^# %%(?! \[markdown\])", path.read_text(encoding="utf-8"))
+    nb = jupytext.read(path)
+    assert len([c for c in nb.cells if c.cell_type == "code"]) == len(markers)
