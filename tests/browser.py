@@ -179,8 +179,10 @@ def verdict_bold_shares(html_dir: Path, pages: list[str], executable: str) -> di
     return shares
 
 
-def wheel_changes_chart(html_dir: Path, page_path: str, executable: str) -> bool:
-    """Whether a mouse-wheel turn over the page's first chart redraws it (zoom)."""
+def wheel_changes_chart(html_dir: Path, page_path: str, executable: str,
+                        index: int = 0) -> bool:
+    """Whether a mouse-wheel turn over the page's chart number ``index`` (from 0) redraws
+    it (zoom)."""
     from playwright.sync_api import sync_playwright
 
     with serve(html_dir) as base, sync_playwright() as pw:
@@ -189,7 +191,7 @@ def wheel_changes_chart(html_dir: Path, page_path: str, executable: str) -> bool
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.goto(f"{base}/{page_path}", wait_until="load")
             page.wait_for_function(_ALL_SETTLED, timeout=30_000)
-            chart = page.locator(".gp-chart").first
+            chart = page.locator(".gp-chart").nth(index)
             chart.scroll_into_view_if_needed()
             before = chart.inner_html()
             box = chart.bounding_box()

@@ -74,8 +74,11 @@ def test_charts_fit_their_column_at_three_widths(smoke_book: Path, browser_exe: 
 
 
 def test_a_chart_with_continuous_axes_zooms(smoke_book: Path, browser_exe: str) -> None:
-    # the introduction promises zoom: local_learning's first chart has numeric x and y
-    assert wheel_changes_chart(smoke_book, "book/chapters/local_learning.html", browser_exe)
+    # the introduction promises zoom where both axes are continuous: energy's fourth chart
+    # (bandwidth against working set) has numeric x and y; its first (a bar chart) has not
+    page = "book/chapters/energy.html"
+    assert wheel_changes_chart(smoke_book, page, browser_exe, index=3)
+    assert not wheel_changes_chart(smoke_book, page, browser_exe, index=0)
 
 
 def test_verdict_sentences_are_not_all_bold(smoke_book: Path, browser_exe: str) -> None:
