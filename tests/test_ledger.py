@@ -127,3 +127,15 @@ def test_samples_to_decide_scales_as_one_over_root_n():
          "method": "t"}
     assert ledger.samples_to_decide(t) == 20  # half-width 0.5 over a gap of 0.25: 4x n
     assert ledger.samples_to_decide({**t, "method": "range"}) is None
+
+
+def test_a_failed_latest_run_is_said_and_a_damaged_manifest_ignored(tmp_path):
+    write_results(tmp_path / "results" / "smoke", {"energy": "supported", "imagenet": "mixed"})
+    manifests = tmp_path / ".gardenpath" / "manifests" / "smoke"
+    manifests.mkdir(parents=True)
+    (manifests / "energy.json").write_text(json.dumps(
+        {"latest": {"status": "failed", "when": "today", "error": {"ename": "X"}}}))
+    (manifests / "imagenet.json").write_text(json.dumps({"latest": ["not", "a", "dict"]}))
+    rows = {r.chapter: r for r in ledger.collect(tmp_path, "smoke")}
+    assert rows["energy"].status == "failed" and "previous good run" in rows["energy"].note
+    assert rows["imagenet"].status == "ok" and rows["imagenet"].verdict == "mixed"

@@ -2,15 +2,14 @@
 
 One function per chapter, taking the chapter's resolved parameters (every name present,
 so no fallback defaults here) and returning bytes. Plain arithmetic over the nets' layer
-shapes: no torch and no chapter module, so that planning a run stays light. Each one
-computes what the chapter module's own ``memory_estimate`` did (a test holds them equal
-on every profile).
+shapes: no torch and no chapter module, so that planning a run stays light. Each is the
+estimate its chapter's branch gave in terms of that chapter's parameters; a test checks
+that each grows with the sizes it counts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from gardenpath.constants import FP32_BYTES
@@ -18,126 +17,21 @@ from gardenpath.constants import FP32_BYTES
 Params = dict[str, Any]
 
 
-# ----------------------------------------------------------------------------- layer shapes
-
-
-def out_side(n: int, k: int, s: int = 1, p: int = 0) -> int:
-    """Output side of a convolution: ``floor((n + 2p - k) / s) + 1``."""
-    out = (n + 2 * p - k) // s + 1
-    if out < 1:
-        raise ValueError(f"kernel {k} does not fit input {n} with padding {p}")
-    return out
-
-
-@dataclass(frozen=True)
-class Layer:
-    """One weight layer and the shapes it sees for one image.
-
-    ``kind``: conv, local (locally connected), dense (every input to every output) or
-    linear. Spatial layers take ``(c_in, h, w)`` to ``(c_out, h_out, w_out)``; a linear
-    layer takes ``c_in`` features to ``c_out``.
-    """
-
-    kind: str
-    c_in: int
-    c_out: int
-    k: int = 1
-    stride: int = 1
-    pad: tuple[int, int] = (0, 0)  # rows, columns
-    h: int = 1
-    w: int = 1
-    bias: bool = True
-
-    @property
-    def h_out(self) -> int:
-        return out_side(self.h, self.k, self.stride, self.pad[0]) if self.spatial else 1
-
-    @property
-    def w_out(self) -> int:
-        return out_side(self.w, self.k, self.stride, self.pad[1]) if self.spatial else 1
-
-    @property
-    def spatial(self) -> bool:
-        return self.kind != "linear"
-
-    @property
-    def fan_in(self) -> int:
-        return self.c_in * self.k * self.k
-
-    @property
-    def positions(self) -> int:
-        return self.h_out * self.w_out
-
-    @property
-    def n_in(self) -> int:
-        return self.c_in * self.h * self.w
-
-    @property
-    def n_out(self) -> int:
-        return self.c_out * self.positions
-
-    @property
-    def weights(self) -> int:
-        if self.kind == "conv":
-            return self.c_out * self.fan_in
-        if self.kind == "local":
-            return self.positions * self.fan_in * self.c_out
-        if self.kind == "dense":
-            return self.n_in * self.n_out
-        return self.c_in * self.c_out
-
-    @property
-    def params(self) -> int:
-        per_position = self.kind in ("local", "dense")
-        return self.weights + (self.n_out if per_position else self.c_out) * self.bias
-
-
-def resnet18_layers(sharing: str, width: int, side: int, classes: int = 1000
-                    ) -> tuple[list[Layer], int]:
-    """:func:`gardenpath.models.nets.resnet18`'s weight layers, and its batch-norm
-    parameters (two per channel of each batch norm)."""
-    layers = [Layer(sharing, 3, width, 7, 2, (3, 3), side, side, bias=False)]
-    bn = 2 * width
-    size = layers[0].h_out
-    size = (size + 2 - 3) // 2 + 1  # max pooling 3, stride 2, padding 1
-    planes_in = width
-    for i, mult in enumerate((1, 2, 4, 8)):
-        planes = width * mult
-        for block in range(2):
-            stride = 2 if i and not block else 1
-            c_in = planes_in if not block else planes
-            first = Layer(sharing, c_in, planes, 3, stride, (1, 1), size, size, bias=False)
-            layers += [first, Layer(sharing, planes, planes, 3, 1, (1, 1), first.h_out,
-                                    first.h_out, bias=False)]
-            bn += 2 * 2 * planes
-            if stride != 1 or c_in != planes:
-                layers.append(Layer(sharing, c_in, planes, 1, stride, (0, 0), size, size,
-                                    bias=False))
-                bn += 2 * planes
-            size = first.h_out
-        planes_in = planes
-    layers.append(Layer("linear", planes_in, classes))
-    return layers, bn
+# ----------------------------------------------------------------------------- chapters
 
 
 def energy(p: Params) -> int:
     """The largest of the copy working set, the matmul's three ``n x n`` fp32 matrices and
-    the largest ResNet-18 layer's tensors (input, output, their gradients, the unfolded
-    input), with a 2x margin for the allocator and the library's scratch space."""
-    ws = max(p["working_sets_kib"]) * 1024
-    mm = 3 * p["matmul_n"] ** 2 * FP32_BYTES
-    b = p["batch_size"]
-    layers = 0
-    try:
-        convs, _ = resnet18_layers("conv", 64, p["image_size"])
-    except ValueError:
-        convs = []
-    for la in convs[:-1]:
-        x, y = b * la.n_in * FP32_BYTES, b * la.n_out * FP32_BYTES
-        cols = b * la.fan_in * la.positions * FP32_BYTES
-        bn = 4 * y  # the batch norm after it: input and output, and their gradients
-        layers = max(layers, 2 * x + 2 * y + cols, bn)
-    return 2 * max(ws, mm, layers)
+    ResNet-18's two largest layer steps at ``image_size`` (conv1 and a layer1 conv: input,
+    output, their gradients, the unfolded input, the batch norm after it), with a 2x
+    margin for the allocator and the library's scratch space."""
+    s, b = p["image_size"], p["batch_size"]
+    h1 = (s + 6 - 7) // 2 + 1  # conv1's output side (7x7, stride 2, padding 3)
+    h2 = (h1 + 2 - 3) // 2 + 1  # after the 3x3 max-pool, stride 2
+    conv1 = FP32_BYTES * b * (2 * 3 * s * s + 2 * 64 * h1 * h1 + 3 * 49 * h1 * h1)
+    layer1 = FP32_BYTES * b * (4 * 64 * h2 * h2 + 64 * 9 * h2 * h2)
+    return 2 * max(max(p["working_sets_kib"]) * 1024, 3 * p["matmul_n"] ** 2 * FP32_BYTES,
+                   conv1, layer1)
 
 
 def imagenet(p: Params) -> int:

@@ -12,7 +12,6 @@ each chapter's tests and facts folded away.
 from __future__ import annotations
 
 import html
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ import altair as alt
 import pandas as pd
 
 from gardenpath import claims
+from gardenpath.pipeline import Project, read_manifest
 from gardenpath.results import ResultsError, load, load_file
 from gardenpath.verdict import OUTCOMES, combine, plural
 
@@ -64,12 +64,10 @@ def _device_name(prov: dict[str, Any]) -> str:
 
 
 def _latest_status(root: Path, profile: str, chapter: str) -> dict[str, Any]:
-    path = root / ".gardenpath" / "manifests" / profile / f"{chapter}.json"
-    try:
-        latest = json.loads(path.read_text()).get("latest", {})
-    except (OSError, ValueError, AttributeError):
-        return {}
-    return latest if isinstance(latest, dict) else {}
+    """The chapter's latest run as its manifest records it; ``{}`` when there is none, or
+    it is unreadable or of the wrong shape (read as the pipeline reads it)."""
+    manifest = read_manifest(Project(root).manifest_path(profile, chapter))
+    return (manifest or {}).get("latest") or {}
 
 
 def collect(root: str | Path, profile: str, results_dir: str | Path | None = None
