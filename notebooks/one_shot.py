@@ -98,6 +98,7 @@ rec = results.record(ch.CLAIM, decision, numbers, measurements=measured, params=
                      device=describe(dev), seed=seed, verdict_basis="measurements")
 results.glue_all(numbers)
 results.glue_all(measured)
+results.glue_all({"train_per_class": params["train_per_class"]})
 results.glue_verdict(decision, ch.CLAIM)
 
 # %% [markdown]
@@ -147,7 +148,7 @@ glue("tbl-os-few-shot", ch.few_shot_table(result), display=False)
 #
 # ## Sparsey's published protocol
 #
-# Shown each of {glue:text}`published_n_train:,` training digits once (200 per class), the
+# Shown each of {glue:text}`published_n_train:,` training digits once ({glue:text}`train_per_class` per class), the
 # Sparsey-style learner classifies {glue:text}`published_n_test:,` held-out digits with
 # accuracy {glue:text}`published_sparsey:.3f` (95% interval over
 # {glue:text}`draws` splits {glue:text}`published_sparsey_lo:.3f` to
