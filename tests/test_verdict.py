@@ -115,3 +115,10 @@ def test_a_modelled_range_says_so_and_turns_on_its_assumptions():
 def test_fmt_keeps_whole_numbers_whole():
     assert V.fmt(64.0) == "64" and V.fmt(1_000_000) == "1,000,000"
     assert V.fmt(0.4363) == "0.436" and V.fmt(2.5) == "2.5" and V.fmt(0.1004) == "0.1"
+
+
+def test_from_draws_takes_the_percentiles_and_holds_the_value():
+    iv = V.from_draws(0.5, list(np.linspace(0.0, 1.0, 1001)), 5)
+    assert iv.lo == pytest.approx(0.025) and iv.hi == pytest.approx(0.975) and iv.n == 5
+    assert V.from_draws(2.0, [0.0, 1.0], 5).hi == 2.0  # widened to hold the value
+    assert V.from_draws(0.5, [], 5).lo == 0.5  # no draws, no width

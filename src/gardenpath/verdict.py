@@ -110,11 +110,18 @@ def bootstrap_interval(samples: Sequence[Sequence[float]] | Sequence[float],
     if n < 2:
         return Interval(value, -math.inf, math.inf, n, "bootstrap")
     rng = np.random.default_rng(seed)
-    boot = np.empty(draws)
-    for i in range(draws):
-        boot[i] = stat(*[a[rng.integers(0, a.size, a.size)] for a in arrays])
-    lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
-    return Interval(value, min(float(lo), value), max(float(hi), value), n, "bootstrap")
+    boot = [stat(*[a[rng.integers(0, a.size, a.size)] for a in arrays]) for _ in range(draws)]
+    return from_draws(value, boot, n, level)
+
+
+def from_draws(value: float, draws: Sequence[float], n: int, level: float = LEVEL) -> Interval:
+    """The percentile interval of bootstrap ``draws`` around ``value`` (widened to hold it),
+    for a bootstrap a chapter runs itself over ``n`` samples; no draws give no width."""
+    if len(draws) == 0:
+        return Interval(float(value), float(value), float(value), n, "bootstrap")
+    lo, hi = np.quantile(np.asarray(draws, dtype=float), [(1 - level) / 2, (1 + level) / 2])
+    return Interval(float(value), min(float(lo), value), max(float(hi), value), n,
+                    "bootstrap")
 
 
 def ratio_interval(numerator: Sequence[float], denominator: Sequence[float],

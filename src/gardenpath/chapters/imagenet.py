@@ -28,7 +28,7 @@ from gardenpath.constants import SHARINGS
 from gardenpath.measure import projection as pj
 from gardenpath.models import lc_native
 from gardenpath.models.nets import alexnet_like, count_parameters, layer_specs, resnet18
-from gardenpath.verdict import Decision, Fact, Interval, Rule, Test
+from gardenpath.verdict import Decision, Fact, Interval, Rule, Test, from_draws
 
 CLAIM = claims.claim("imagenet")
 NETS = {"resnet18": resnet18, "alexnet_like": alexnet_like}
@@ -213,10 +213,8 @@ def _sweep(net: str, steps: dict[str, float], counts: dict, axes: pj.SweepAxes,
 
 
 def _share(points: list[dict], draws: list[float], p: dict) -> dict[str, float]:
-    value = pj.share_passing(points, p["ratio_threshold"])
-    lo, hi = np.quantile(draws, [0.025, 0.975]) if draws else (value, value)
-    return {"value": value, "lo": min(float(lo), value), "hi": max(float(hi), value),
-            "n": p["timing_rounds"], "draws": len(draws)}
+    iv = from_draws(pj.share_passing(points, p["ratio_threshold"]), draws, p["timing_rounds"])
+    return {"value": iv.value, "lo": iv.lo, "hi": iv.hi, "n": iv.n, "draws": len(draws)}
 
 
 def _time_whole(p: dict[str, Any], device: torch.device) -> float:
