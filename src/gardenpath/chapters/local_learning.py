@@ -68,6 +68,10 @@ ANCHORS: list[dict[str, Any]] = [
     {"source": "Krotov & Hopfield 2019, independent reproduction",
      "rule": "Krotov-Hopfield + linear readout", "network": "3,000 hidden units",
      "n_train": 60000, "test_error_pct": round(100 - 97.39, 2)},
+    # The paper's own MNIST figure (p = 3, k = 7, Delta = 0.4, a top layer on ReLU^4.5
+    # features trained by SGD), read through Amer & Bontempi's summary of the paper.
+    {"source": "Krotov & Hopfield 2019", "rule": "Krotov-Hopfield + supervised top layer",
+     "network": "2,000 hidden units", "n_train": 60000, "test_error_pct": 1.46},
 ]
 
 
