@@ -11,6 +11,7 @@
 #     name: python3
 #   gardenpath:
 #     timeout_s: 1800
+#     runs_alone: true
 # ---
 
 # %% [markdown]
@@ -167,7 +168,8 @@ glue("fig-imagenet-layer-time",
 # ## Does the layer model add up?
 #
 # The model sums weight layers timed alone, and leaves out everything between them (batch
-# norm, ReLU, pooling, the loss, zeroing the gradients). To check it end to end, a reduced
+# norm, ReLU, pooling, the loss); zeroing the gradients is timed with each layer's
+# optimizer step. To check it end to end, a reduced
 # locally connected ResNet-18 (width {glue:text}`e2e_width`, {glue:text}`e2e_in_size` x
 # {glue:text}`e2e_in_size` pixels) had its layers timed whole, in rounds and by the same
 # method, and its whole training step (forward, loss, backward, optimizer) timed at batch

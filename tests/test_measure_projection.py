@@ -158,3 +158,32 @@ def test_one_thread_cpu_timing_does_not_count_time_off_the_core():
         assert pj.time_calls(lambda: time.sleep(0.02), torch.device("cpu"), 2) >= 0.02
     finally:
         torch.set_num_threads(before)
+
+
+def test_each_round_starts_at_another_batch_and_times_come_back_in_batch_order(monkeypatch):
+    spec = next(s for s in layer_specs(resnet18("local", width=4, in_size=32, device="meta"),
+                                       32) if s.kind == "local")
+    timed: list[int] = []
+
+    def fake(fn, device, repeats, warmup=1):
+        before = len(calls)
+        fn()
+        if len(calls) > before:  # a forward+backward: report its batch as its time
+            timed.append(calls[-1])
+            return float(calls[-1])
+        return 0.5  # the optimizer step
+
+    calls: list[int] = []
+    real_build = spec.build
+
+    def build(**kw):
+        layer = real_build(**kw)
+        layer.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+        return layer
+
+    monkeypatch.setattr(pj, "time_calls", fake)
+    monkeypatch.setattr(type(spec), "build", lambda self, **kw: build(**kw))
+    out = pj.time_rounds({"n": [spec]}, [1, 2, 3], 1.0, 3, torch.device("cpu"), 0, 1)
+    assert timed == [1, 2, 3, 2, 3, 1, 3, 1, 2]  # round r starts at the r-th batch
+    assert out["n"][0].fwd_bwd_s == [[1.0, 2.0, 3.0]] * 3  # stored in batch order
+    assert out["n"][0].optimizer_s == [0.5] * 3

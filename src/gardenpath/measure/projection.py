@@ -156,15 +156,17 @@ def clock_for(device: torch.device) -> tuple[Callable[[], float], str]:
     return time.perf_counter, "wall time (time.perf_counter)"
 
 
-def time_calls(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
-    """Median time of ``repeats`` calls of ``fn`` after one warm-up call (:func:`clock_for`).
+def time_calls(fn: Callable[[], object], device: torch.device, repeats: int,
+               warmup: int = 1) -> float:
+    """Median time of ``repeats`` calls of ``fn`` after ``warmup`` calls (:func:`clock_for`).
 
     A plain loop rather than :func:`gardenpath.measure.timing.time_fn`: that one clocks wall
     time, and its fixed mode warms up twice before every block, which triples the cost of
     layer calls that take seconds.
     """
     clock, _ = clock_for(device)
-    fn()
+    for _ in range(warmup):
+        fn()
     _sync(device)
     out = []
     for _ in range(repeats):
@@ -180,9 +182,9 @@ class LayerTimes:
     """Timings of one layer configuration over rounds.
 
     ``fwd_bwd_s[r][i]`` is round ``r``'s time of forward plus backward at ``batches[i]``;
-    ``optimizer_s[r]`` its SGD momentum update. ``timed_params`` and ``timed_macs`` (per
-    image) describe what was timed (a strip, perhaps); ``names`` every layer of the net
-    with this configuration.
+    ``optimizer_s[r]`` its SGD momentum update and gradient zeroing. ``timed_params`` and
+    ``timed_macs`` (per image) describe what was timed (a strip, perhaps); ``names`` every
+    layer of the net with this configuration.
     """
 
     key: str
@@ -223,24 +225,43 @@ class LayerTimes:
 
 
 def time_layer_once(spec: LayerSpec, batches: Sequence[int], device: torch.device, seed: int,
-                    repeats: int) -> tuple[list[float], float]:
-    """Forward+backward time at each batch, and one SGD momentum step, for one layer.
+                    repeats: int, order: Sequence[int] | None = None
+                    ) -> tuple[list[float], float]:
+    """Forward+backward time at each batch, and one optimizer step, for one layer.
 
-    Gradients stay allocated between calls (accumulated in place), so the time is the
-    computation's, not fresh allocations'. The first layer of a net gets no input gradient,
-    as in training.
+    One whole training step (forward, backward, update) at the smallest batch runs first,
+    so that gradients and momentum are allocated before anything is timed, as they are
+    in training. Gradients stay allocated between calls (accumulated in place), so the
+    time is the computation's, not fresh allocations'. The optimizer step is the SGD
+    momentum update plus the zeroing of the gradients (``zero_grad(set_to_none=False)``),
+    what a training step adds per parameter. The first layer of a net gets no input
+    gradient, as in training. ``order`` gives the order in which the batches are timed
+    (indices into ``batches``; by default as given); the times come back in the order of
+    ``batches``.
     """
     layer = spec.build(device=device, seed=seed)
     opt = torch.optim.SGD(layer.parameters(), lr=1e-3, momentum=0.9)
     g = torch.Generator().manual_seed(seed)
-    out = []
-    for b in batches:
+
+    def data(b: int) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.randn(b, *spec.in_shape[1:], generator=g).to(device)
         x.requires_grad_(not spec.first)
-        gy = torch.randn(b, *spec.out_shape[1:], generator=g).to(device)
-        out.append(time_calls(lambda x=x, gy=gy: layer(x).backward(gy), device, repeats))
+        return x, torch.randn(b, *spec.out_shape[1:], generator=g).to(device)
+
+    def update() -> None:
+        opt.step()
+        opt.zero_grad(set_to_none=False)
+
+    x, gy = data(min(batches))
+    layer(x).backward(gy)
+    update()
+    del x, gy
+    out: dict[int, float] = {}
+    for i in (range(len(batches)) if order is None else order):
+        x, gy = data(batches[i])
+        out[i] = time_calls(lambda x=x, gy=gy: layer(x).backward(gy), device, repeats)
         del x, gy
-    return out, time_calls(opt.step, device, repeats)
+    return [out[i] for i in range(len(batches))], time_calls(update, device, repeats)
 
 
 def time_rounds(nets: dict[str, Sequence[LayerSpec]], batches: Sequence[int], fraction: float,
@@ -273,9 +294,12 @@ def time_rounds(nets: dict[str, Sequence[LayerSpec]], batches: Sequence[int], fr
                                           list(batches)), timed)
             # the same sample lists, under this net's layer names
             out[label].append(replace(shared[key][0], names=[s.name for s in same]))
-    for _ in range(rounds):
+    for r in range(rounds):
+        # each round starts at another batch, so that whatever favours or penalises the
+        # first batch timed falls on every batch in turn and not always on the smallest
+        order = [(r + i) % len(batches) for i in range(len(batches))]
         for lt, timed in shared.values():
-            t, opt = time_layer_once(timed, batches, device, seed, repeats)
+            t, opt = time_layer_once(timed, batches, device, seed, repeats, order)
             lt.fwd_bwd_s.append(t)
             lt.optimizer_s.append(opt)
         if after_round is not None:
