@@ -11,6 +11,7 @@
 #     name: python3
 #   gardenpath:
 #     timeout_s: 1800
+#     runs_alone: true
 # ---
 
 # %% [markdown]

@@ -274,3 +274,21 @@ def test_a_chapter_reading_results_follows_them_within_one_run(tmp_path: Path) -
     assert reader["numbers"]["demo_total"] == sum(1.5 * i for i in range(5))
     st = gp(root, "status", "--profile", "smoke")
     assert re.search(r"^reader\s+fresh", st.stdout, re.M), st.stdout
+
+
+def test_a_chapter_that_runs_alone_has_the_machine_to_itself(tmp_path: Path) -> None:
+    alone = tmp_path / "alone.py"
+    alone.write_text((FIXTURES / "clock.py").read_text().replace(
+        "#     timeout_s: 60\n", "#     timeout_s: 60\n#     runs_alone: true\n"))
+    root = make_tree(tmp_path / "t", {"a_timed": alone, "b_clock": FIXTURES / "clock.py",
+                                      "c_clock": FIXTURES / "clock.py"})
+    r = gp(root, "run", "--profile", "smoke", "--jobs", "2")
+    assert r.returncode == 0, r.stderr
+    span = {c: (results(root, c)["numbers"]["start"], results(root, c)["numbers"]["end"])
+            for c in ("a_timed", "b_clock", "c_clock")}
+
+    def overlap(x: str, y: str) -> bool:
+        return span[x][0] < span[y][1] and span[y][0] < span[x][1]
+
+    assert overlap("b_clock", "c_clock")  # the others do run side by side
+    assert not overlap("a_timed", "b_clock") and not overlap("a_timed", "c_clock"), span

@@ -9,7 +9,9 @@ The flow of ``gardenpath run``:
    its resolved parameters, the ``gardenpath`` modules its last run imported (the whole
    ``src/gardenpath`` tree before a first run), ``requirements.txt`` and the device kind.
    A chapter whose key matches its last good run is not run again.
-3. :func:`execute` runs the rest in worker processes (``--jobs`` at once). A worker
+3. :func:`execute` runs the rest in worker processes (``--jobs`` at once; a chapter whose
+   header says ``runs_alone: true``, one that times the machine, runs with no other
+   chapter beside it, so that its timings see no other chapter's load). A worker
    writes into a private staging folder; only a successful run is moved into place
    (notebook, figures, results, then the manifest), all together or, if any step fails,
    not at all, with signals held off meanwhile. A failed, interrupted or timed-out run
@@ -211,7 +213,8 @@ def cuda_available() -> bool:
 
 
 def chapter_meta(path: Path) -> dict[str, Any]:
-    """The ``gardenpath`` block of a notebook's jupytext header (timeout, reads_results)."""
+    """The ``gardenpath`` block of a notebook's jupytext header (timeout, reads_results,
+    runs_alone)."""
     import jupytext
 
     return dict(jupytext.read(path).metadata.get("gardenpath", {}) or {})
@@ -770,8 +773,11 @@ def execute(project: Project, plan_: Plan, jobs: int = 1, timeout_s: float | Non
             log=print) -> list[Outcome]:
     """Run the plan's stale chapters, ``jobs`` at a time; return one outcome per chapter."""
     outcomes: dict[str, Outcome] = {}
-    # chapters that read others' results are decided again once those have run
-    pending = [c for c in plan_.chapters if c.run or c.meta.get("reads_results")]
+    # chapters that read others' results are decided again once those have run; they go
+    # last, and the chapters that run alone after those that may run side by side
+    pending = sorted((c for c in plan_.chapters if c.run or c.meta.get("reads_results")),
+                     key=lambda c: (bool(c.meta.get("reads_results")),
+                                    bool(c.meta.get("runs_alone"))))
     for ch in plan_.chapters:
         if ch not in pending:
             outcomes[ch.name] = Outcome(ch.name, "cached", note=f"key {ch.key}")
@@ -782,9 +788,12 @@ def execute(project: Project, plan_: Plan, jobs: int = 1, timeout_s: float | Non
     try:
         with interruptible():
             while pending or running:
-                # chapters that read results wait until every other chapter has finished
+                # chapters that read results wait until every other chapter has finished;
+                # a chapter that runs alone waits for an idle machine and keeps it
                 while pending and len(running) < max(1, jobs):
-                    if pending[0].meta.get("reads_results") and running:
+                    if running and (pending[0].meta.get("reads_results")
+                                    or pending[0].meta.get("runs_alone")
+                                    or any(j.ch.meta.get("runs_alone") for j in running)):
                         break
                     ch = pending.pop(0)
                     if ch.meta.get("reads_results"):
