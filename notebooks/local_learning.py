@@ -247,7 +247,7 @@ glue("fig-ll-energy", charts.figure(ch.energy_chart(result), "ll-energy"), displ
 # 60,000 digits with 2,000 hidden units and a supervised top layer trained by SGD (we read
 # the figure through a replication's summary of the paper {cite}`amer_bontempi_2025`); an
 # independent reproduction of their rule with a linear readout on 3,000 hidden units
-# reached {glue:text}`anchor_error_pct_4:.2f`%. We train on {glue:text}`n_train` digits
+# reached {glue:text}`anchor_error_pct_4:.2f`%. We train on {glue:text}`n_train:,` digits
 # with smaller networks, so our errors are higher; what can carry over is the order of
 # the rules.
 

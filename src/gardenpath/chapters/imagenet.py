@@ -387,10 +387,8 @@ def _strip_reading(ratio: float, tolerance: float) -> str:
     why = (" (perhaps because a strip's weights stay in caches the whole layer's leave)"
            if ratio < 1 else "")
     return (f": at this batch the strip {side} the whole layer's time{why}, so the "
-            f"projected locally connected steps above are likely "
-            f"{side.replace('states', 'stated')}, and the sweep "
-            f"leans {lean} the claim. How far the gap carries to the training "
-            "batch, where the per-image work dominates, is not measured here.")
+            f"projected locally connected steps are likely "
+            f"{side.replace('states', 'stated')}, and the sweep leans {lean} the claim.")
 
 
 def device_name(info: dict[str, Any]) -> str:
