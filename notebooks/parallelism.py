@@ -202,7 +202,7 @@ glue("fig-parallel-sweep", charts.figure(ch.chart_sweep(result), "parallel-sweep
 # unshared net's (95% interval {glue:text}`modelled_ratio_lo:.2f` to
 # {glue:text}`modelled_ratio_hi:.2f` over the sweep's rounds, bootstrapped).
 # {numref}`fig-parallel-model-bytes` and {numref}`fig-parallel-model-time` show how
-# this changes with the number of workers.
+# this changes with the number of workers. {glue:md}`scale_sentence`
 
 # %% tags=["hide-input"]
 glue("fig-parallel-model-bytes", charts.figure(ch.chart_model(result, "bytes"),
@@ -252,3 +252,5 @@ glue("fig-parallel-model-time", charts.figure(ch.chart_model(result, "time"),
 # {glue:text}`ratio_threshold:.2f` times the unshared net's, both measured on digits and
 # modelled for ResNet-18 at {glue:text}`decide_workers` workers on this machine's link.
 # Each test decides only when its whole 95% interval lies on one side of the threshold.
+# The modelled test judges the one arrangement the parameters name, every worker
+# partitioned and none replicated; the paragraph on many workers says how far it carries.

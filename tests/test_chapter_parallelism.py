@@ -101,6 +101,19 @@ def test_latency_bound_link_brings_the_spatial_ratio_towards_one(layout):
     assert slow_wire > 1.05
 
 
+def test_beyond_the_grid_replicated_unshared_filters_outweigh_shared_ones(layout):
+    """Past spatial_max, groups all-reduce their copies of the unshared filters: on a
+    bandwidth-bound link the shared net becomes the lighter; a bigger batch, whose
+    halos grow while gradients do not, brings the partitioned ratio towards one."""
+    wire = Link.single(0.0, 1e-9)
+    smax = part.spatial_max(layout)
+    r = ch.scale_reading(layout, wire, [2, smax, 4 * smax], 2, 64)
+    assert ch.spatial_ratio(layout, smax, 64, wire) > 1.0
+    assert r["crossover"] == 4 * smax and r["ratio_at_max"] < 1.0
+    assert r["quarter"] > ch.spatial_ratio(layout, 2, 64, wire) > r["fourfold"] > 1.0
+    assert ch.scale_reading(layout, wire, [2, smax], 2, 64)["crossover"] is None
+
+
 def test_check_config_and_halo_formula():
     part.check_config(2, 16, [4, 8])
     with pytest.raises(ValueError, match="multiple"):

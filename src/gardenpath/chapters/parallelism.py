@@ -117,6 +117,28 @@ def spatial_ratio(layout: dict[str, Any], workers: int, batch: int, link: Link) 
     return t["conv"] / t["local"]
 
 
+def scale_reading(layout: dict[str, Any], link: Link, workers: Sequence[int], p: int,
+                  batch: int) -> dict[str, Any]:
+    """Where the decided point sits: the spatial ratio beyond the grid and at other batches.
+
+    Beyond :func:`~gardenpath.models.partitioned.spatial_max` workers, partitioned groups
+    are data parallel, so each group's copy of the unshared filters is all-reduced across
+    groups: ``crossover`` is the fewest workers at which the shared net's communication
+    falls below the unshared net's (None if it never does up to ``max(workers)``).
+    Halos grow with the images and gradients do not, so the ratio also moves with
+    ``batch``: ``quarter`` and ``fourfold`` are the ratio at ``p`` workers with a quarter
+    and four times the batch.
+    """
+    ratios = {w: spatial_ratio(layout, w, batch, link) for w in workers}
+    below = [w for w in sorted(ratios) if ratios[w] < 1.0]
+    top = max(workers)
+    return {"crossover": below[0] if below else None, "workers_max": top,
+            "ratio_at_max": ratios[top],
+            "quarter_batch": max(1, batch // 4), "fourfold_batch": 4 * batch,
+            "quarter": spatial_ratio(layout, p, max(1, batch // 4), link),
+            "fourfold": spatial_ratio(layout, p, 4 * batch, link)}
+
+
 def calibrated_interval(times: np.ndarray, sizes: Sequence[int], world: int,
                         split_kib: Sequence[int], quantity: Any) -> Interval:
     """``quantity(link)`` on the fitted link, with a bootstrap interval over sweep rounds."""
@@ -415,4 +437,29 @@ def prose(result: dict[str, Any]) -> dict[str, str]:
            f"The fit does NOT resolve the latency: its misfit is "
            f"{link.rms_over_latency:.2f} times it.")
     return {"backend_sentence": backend, "check_sentence": check, "halo_sentence": halo,
-            "fit_sentence": fit}
+            "fit_sentence": fit, "scale_sentence": _scale_sentence(result)}
+
+
+def _scale_sentence(result: dict[str, Any]) -> str:
+    """How far the decided point carries: more workers than the grid, other batches."""
+    p = result["params"]
+    r = scale_reading(result["layout"], result["link"],
+                      partitioned.power_of_two_workers(p["model_workers_max"]),
+                      p["decide_workers"], p["model_batch"])
+    smax = partitioned.spatial_max(result["layout"])
+    if r["crossover"] is None:
+        beyond = (f"Up to {r['workers_max']:,} workers the shared net's communication stays "
+                  f"the heavier on this machine's link ({r['ratio_at_max']:.2f} times the "
+                  f"unshared net's at {r['workers_max']:,}).")
+    else:
+        beyond = (f"This does not carry to many workers: beyond {smax} the partitioned groups "
+                  f"are data parallel, each group holds a copy of its positions' unshared "
+                  f"filters and all-reduces their gradients with the other groups, and from "
+                  f"{r['crossover']:,} workers on the shared net's communication is the "
+                  f"lighter on this machine's link ({r['ratio_at_max']:.2f} times the "
+                  f"unshared net's at {r['workers_max']:,}), against the claim.")
+    batch = (f"The ratio also depends on the batch, since halos grow with the images and "
+             f"gradients do not: at {p['decide_workers']} workers it is "
+             f"{r['quarter']:.2f} with {r['quarter_batch']:,} images per step and "
+             f"{r['fourfold']:.2f} with {r['fourfold_batch']:,}.")
+    return f"{beyond} {batch}"
