@@ -452,12 +452,13 @@ def _scale_sentence(result: dict[str, Any]) -> str:
                   f"the heavier on this machine's link ({r['ratio_at_max']:.2f} times the "
                   f"unshared net's at {r['workers_max']:,}).")
     else:
-        beyond = (f"This does not carry to many workers: beyond {smax} the partitioned groups "
-                  f"are data parallel, each group holds a copy of its positions' unshared "
-                  f"filters and all-reduces their gradients with the other groups, and from "
-                  f"{r['crossover']:,} workers on the shared net's communication is the "
-                  f"lighter on this machine's link ({r['ratio_at_max']:.2f} times the "
-                  f"unshared net's at {r['workers_max']:,}), against the claim.")
+        beyond = (f"This does not carry to many workers: beyond {smax} workers the "
+                  f"partitioned groups are data parallel, each group holds a copy of its "
+                  f"positions' unshared filters and all-reduces their gradients with the "
+                  f"other groups, and from {r['crossover']:,} workers on the shared net's "
+                  f"communication is the lighter on this machine's link "
+                  f"({r['ratio_at_max']:.2f} times the unshared net's at "
+                  f"{r['workers_max']:,}), against the claim.")
     batch = (f"The ratio also depends on the batch, since halos grow with the images and "
              f"gradients do not: at {p['decide_workers']} workers it is "
              f"{r['quarter']:.2f} with {r['quarter_batch']:,} images per step and "
