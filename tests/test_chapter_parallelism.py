@@ -107,11 +107,15 @@ def test_beyond_the_grid_replicated_unshared_filters_outweigh_shared_ones(layout
     halos grow while gradients do not, brings the partitioned ratio towards one."""
     wire = Link.single(0.0, 1e-9)
     smax = part.spatial_max(layout)
-    r = ch.scale_reading(layout, wire, [2, smax, 4 * smax], 2, 64)
-    assert ch.spatial_ratio(layout, smax, 64, wire) > 1.0
+    model = part.model_regimes(layout, [2, smax, 4 * smax], 64, {"wire": wire})
+    ratios = ch.spatial_ratios(model, "wire")
+    assert ratios[smax] == pytest.approx(ch.spatial_ratio(layout, smax, 64, wire))
+    r = ch.scale_reading(ratios, layout, wire, 2, 64)
+    assert ratios[smax] > 1.0
     assert r["crossover"] == 4 * smax and r["ratio_at_max"] < 1.0
-    assert r["quarter"] > ch.spatial_ratio(layout, 2, 64, wire) > r["fourfold"] > 1.0
-    assert ch.scale_reading(layout, wire, [2, smax], 2, 64)["crossover"] is None
+    assert r["quarter"] > ratios[2] > r["fourfold"] > 1.0
+    within = {w: v for w, v in ratios.items() if w <= smax}
+    assert ch.scale_reading(within, layout, wire, 2, 64)["crossover"] is None
 
 
 def test_check_config_and_halo_formula():

@@ -44,6 +44,8 @@ NET_NAMES = {"conv": "conv", "local": "lc"}
 REAL_REGIMES = {"data": "data parallel", "spatial": "spatial", "server": "parameter server"}
 JOBS = [(NET_NAMES[s], r) for r in REAL_REGIMES for s in SHARINGS]
 SHARING_LABELS = {"conv": "conv (shared)", "local": "locally connected"}
+#: The model's name for the link fitted to this machine.
+FITTED = "this machine (fitted)"
 #: Bootstrap draws over the sweep's rounds for the calibrated model's interval.
 DRAWS = 1000
 
@@ -117,21 +119,28 @@ def spatial_ratio(layout: dict[str, Any], workers: int, batch: int, link: Link) 
     return t["conv"] / t["local"]
 
 
-def scale_reading(layout: dict[str, Any], link: Link, workers: Sequence[int], p: int,
+def spatial_ratios(model: pd.DataFrame, link: str) -> dict[int, float]:
+    """Per worker count, the shared net's partitioned communication time over the unshared
+    net's, read from :func:`~gardenpath.models.partitioned.model_regimes` on ``link``."""
+    rows = model[(model["regime"] == "spatial") & (model["link"] == link)]
+    t = rows.pivot(index="workers", columns="sharing", values="time_s")
+    return {int(w): float(t.at[w, "conv"] / t.at[w, "local"]) for w in t.index}
+
+
+def scale_reading(ratios: dict[int, float], layout: dict[str, Any], link: Link, p: int,
                   batch: int) -> dict[str, Any]:
     """Where the decided point sits: the spatial ratio beyond the grid and at other batches.
 
-    Beyond :func:`~gardenpath.models.partitioned.spatial_max` workers, partitioned groups
-    are data parallel, so each group's copy of the unshared filters is all-reduced across
+    ``ratios`` are :func:`spatial_ratios` at ``batch``. Beyond
+    :func:`~gardenpath.models.partitioned.spatial_max` workers, partitioned groups are
+    data parallel, so each group's copy of the unshared filters is all-reduced across
     groups: ``crossover`` is the fewest workers at which the shared net's communication
-    falls below the unshared net's (None if it never does up to ``max(workers)``).
-    Halos grow with the images and gradients do not, so the ratio also moves with
-    ``batch``: ``quarter`` and ``fourfold`` are the ratio at ``p`` workers with a quarter
-    and four times the batch.
+    falls below the unshared net's (None if it never does). Halos grow with the images
+    and gradients do not, so the ratio also moves with ``batch``: ``quarter`` and
+    ``fourfold`` are the ratio at ``p`` workers with a quarter and four times the batch.
     """
-    ratios = {w: spatial_ratio(layout, w, batch, link) for w in workers}
     below = [w for w in sorted(ratios) if ratios[w] < 1.0]
-    top = max(workers)
+    top = max(ratios)
     return {"crossover": below[0] if below else None, "workers_max": top,
             "ratio_at_max": ratios[top],
             "quarter_batch": max(1, batch // 4), "fourfold_batch": 4 * batch,
@@ -158,7 +167,7 @@ def run(params: dict[str, Any], device: torch.device) -> dict[str, Any]:
     summary = summarise_real(real)
     times, world, split = sweep_table(real), params["world_size"], params["link_ranges_kib"]
     link = link_from_rounds(times, sizes, world, split)
-    links = {"this machine (fitted)": link,
+    links = {FITTED: link,
              "datacenter (assumed)": Link.single(params["link_latency_us"] * 1e-6,
                                                  1.0 / (params["link_bandwidth_gbs"] * 1e9))}
     model = partitioned.model_regimes(
@@ -443,9 +452,8 @@ def prose(result: dict[str, Any]) -> dict[str, str]:
 def _scale_sentence(result: dict[str, Any]) -> str:
     """How far the decided point carries: more workers than the grid, other batches."""
     p = result["params"]
-    r = scale_reading(result["layout"], result["link"],
-                      partitioned.power_of_two_workers(p["model_workers_max"]),
-                      p["decide_workers"], p["model_batch"])
+    r = scale_reading(spatial_ratios(result["model"], FITTED), result["layout"],
+                      result["link"], p["decide_workers"], p["model_batch"])
     smax = partitioned.spatial_max(result["layout"])
     if r["crossover"] is None:
         beyond = (f"Up to {r['workers_max']:,} workers the shared net's communication stays "
